@@ -1,0 +1,515 @@
+//! The SQLite catalog: every listed file seen, what became of it, quarantined lines, and jobs.
+//!
+//! The catalog is the source of truth for what the lake holds: queries read the Parquet paths
+//! it lists, never a directory listing. A file's outcome (status, counts, path and quarantined
+//! lines) is recorded in one transaction. Every method is blocking; async callers run them on
+//! the blocking pool. One connection behind a mutex serialises writers in this process, and the
+//! data directory lock keeps other processes out.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use chrono::{SecondsFormat, Utc};
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::ingest::listing::ListedFile;
+use crate::ingest::parse::QuarantinedLine;
+
+/// Errors from the catalog.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("catalog database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("catalog at {path} was written by a newer gdelt-lake (schema {found}, this build knows {known})")]
+    TooNew { path: String, found: i64, known: i64 },
+}
+
+type Result<T> = std::result::Result<T, CatalogError>;
+
+/// Schema migrations, applied in order; `PRAGMA user_version` counts those applied.
+const MIGRATIONS: &[&str] = &[r"
+CREATE TABLE files (
+    name             TEXT PRIMARY KEY,
+    kind             TEXT NOT NULL,
+    batch_ts         TEXT NOT NULL,
+    batch_date       TEXT NOT NULL,
+    url              TEXT NOT NULL,
+    size             INTEGER NOT NULL,
+    md5              TEXT NOT NULL,
+    status           TEXT NOT NULL DEFAULT 'pending'
+                     CHECK (status IN ('pending', 'running', 'ingested', 'failed')),
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    error            TEXT,
+    rows_stored      INTEGER,
+    rows_quarantined INTEGER,
+    parquet_path     TEXT,
+    parquet_bytes    INTEGER,
+    first_seen_at    TEXT NOT NULL,
+    updated_at       TEXT NOT NULL,
+    ingested_at      TEXT
+);
+CREATE INDEX files_kind_status_date ON files (kind, status, batch_date);
+CREATE TABLE quarantine (
+    id          INTEGER PRIMARY KEY,
+    file_name   TEXT NOT NULL REFERENCES files (name),
+    line_no     INTEGER NOT NULL,
+    reason      TEXT NOT NULL,
+    raw_line    TEXT NOT NULL,
+    recorded_at TEXT NOT NULL
+);
+CREATE INDEX quarantine_file ON quarantine (file_name, line_no);
+CREATE TABLE jobs (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind        TEXT NOT NULL,
+    params      TEXT NOT NULL,
+    state       TEXT NOT NULL CHECK (state IN ('queued', 'running', 'succeeded', 'failed')),
+    total       INTEGER NOT NULL DEFAULT 0,
+    finished    INTEGER NOT NULL DEFAULT 0,
+    error       TEXT,
+    created_at  TEXT NOT NULL,
+    started_at  TEXT,
+    finished_at TEXT
+);
+CREATE TABLE job_files (
+    job_id           INTEGER NOT NULL REFERENCES jobs (id),
+    file_name        TEXT NOT NULL,
+    outcome          TEXT NOT NULL,
+    rows_stored      INTEGER,
+    rows_quarantined INTEGER,
+    error            TEXT,
+    duration_ms      INTEGER,
+    PRIMARY KEY (job_id, file_name)
+);
+"];
+
+fn now() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// What happened to one file in one job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FileOutcome {
+    /// Downloaded, verified and stored by this job.
+    Ingested,
+    /// Stored earlier; nothing was done.
+    AlreadyIngested,
+    /// Another job is ingesting it right now; this job left it alone.
+    InProgressElsewhere,
+    /// The attempt failed; the reason is in `error`.
+    Failed,
+}
+
+impl FileOutcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Ingested => "ingested",
+            Self::AlreadyIngested => "already_ingested",
+            Self::InProgressElsewhere => "in_progress_elsewhere",
+            Self::Failed => "failed",
+        }
+    }
+
+    fn parse(text: &str) -> Self {
+        match text {
+            "ingested" => Self::Ingested,
+            "already_ingested" => Self::AlreadyIngested,
+            "in_progress_elsewhere" => Self::InProgressElsewhere,
+            _ => Self::Failed,
+        }
+    }
+}
+
+/// The result of one file in a job, as stored and as served.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FileResult {
+    /// File name, e.g. `20150218230000.export.CSV.zip`.
+    pub file: String,
+    pub outcome: FileOutcome,
+    pub rows_stored: Option<i64>,
+    pub rows_quarantined: Option<i64>,
+    pub error: Option<String>,
+    pub duration_ms: Option<i64>,
+}
+
+/// A job and its progress.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct JobRecord {
+    pub id: i64,
+    /// `latest` (the N newest batches).
+    pub kind: String,
+    /// The job's parameters as given.
+    #[schema(value_type = Object)]
+    pub params: serde_json::Value,
+    /// `queued`, `running`, `succeeded` or `failed` (one or more files failed, or planning did).
+    pub state: String,
+    /// Files the job planned.
+    pub total: i64,
+    /// Files finished so far, whatever their outcome.
+    pub finished: i64,
+    pub error: Option<String>,
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    /// Per-file results, in completion order.
+    pub files: Vec<FileResult>,
+}
+
+/// A stored Parquet file of the lake, for building query file lists.
+#[derive(Debug, Clone)]
+pub struct LakeFile {
+    pub parquet_path: String,
+    pub batch_date: String,
+}
+
+/// Counts of what the catalog holds, for health and metrics.
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+pub struct CatalogSummary {
+    pub files_ingested: i64,
+    pub files_failed: i64,
+    pub files_pending: i64,
+    pub rows_stored: i64,
+    pub rows_quarantined: i64,
+    /// Newest ingested batch, `YYYYMMDDHHMMSS`.
+    pub newest_batch: Option<String>,
+}
+
+/// The catalog database.
+pub struct Catalog {
+    conn: Mutex<Connection>,
+}
+
+impl Catalog {
+    /// Opens (creating and migrating) the catalog at `path`, and returns files left `running`
+    /// by a crashed process to `pending` and its unfinished jobs to `failed`.
+    ///
+    /// # Errors
+    /// The database cannot be opened or migrated, or is newer than this build.
+    pub fn open(path: &Path) -> Result<Self> {
+        let mut conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        let applied: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let known = MIGRATIONS.len() as i64;
+        if applied > known {
+            return Err(CatalogError::TooNew {
+                path: path.display().to_string(),
+                found: applied,
+                known,
+            });
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
+            let tx = conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", i as i64 + 1)?;
+            tx.commit()?;
+        }
+        let at = now();
+        conn.execute(
+            "UPDATE files SET status = 'pending', updated_at = ?1 WHERE status = 'running'",
+            [&at],
+        )?;
+        conn.execute(
+            "UPDATE jobs SET state = 'failed', error = 'interrupted: the process stopped before the job finished', \
+             finished_at = ?1 WHERE state IN ('queued', 'running')",
+            [&at],
+        )?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave SQLite inconsistent (transactions roll
+        // back on drop), so a poisoned lock is safe to reuse.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records listed files; a file already known keeps its status. Its listed size and md5 are
+    /// refreshed unless it is already ingested.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn record_seen(&self, files: &[ListedFile]) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        {
+            let mut stmt = tx.prepare(
+                "INSERT INTO files (name, kind, batch_ts, batch_date, url, size, md5, first_seen_at, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8) \
+                 ON CONFLICT (name) DO UPDATE SET url = excluded.url, size = excluded.size, md5 = excluded.md5, \
+                 updated_at = excluded.updated_at WHERE files.status <> 'ingested'",
+            )?;
+            let at = now();
+            for f in files {
+                stmt.execute(params![
+                    f.name,
+                    f.kind.as_str(),
+                    f.batch_ts(),
+                    f.batch_date(),
+                    f.url,
+                    f.size as i64,
+                    f.md5,
+                    at
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Claims a file for ingestion: true when it was pending or failed and is now `running`
+    /// for the caller alone.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn claim(&self, name: &str) -> Result<bool> {
+        let changed = self.conn().execute(
+            "UPDATE files SET status = 'running', attempts = attempts + 1, updated_at = ?2 \
+             WHERE name = ?1 AND status IN ('pending', 'failed')",
+            params![name, now()],
+        )?;
+        Ok(changed == 1)
+    }
+
+    /// The current status of a file, if known.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn file_status(&self, name: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn()
+            .query_row("SELECT status FROM files WHERE name = ?1", [name], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// Records a stored file and its quarantined lines in one transaction.
+    ///
+    /// # Errors
+    /// Database errors; nothing is recorded then.
+    pub fn mark_ingested(
+        &self,
+        name: &str,
+        rows_stored: u64,
+        quarantined: &[QuarantinedLine],
+        parquet_path: Option<&str>,
+        parquet_bytes: u64,
+    ) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let at = now();
+        // A re-ingested file replaces its earlier quarantine records.
+        tx.execute("DELETE FROM quarantine WHERE file_name = ?1", [name])?;
+        {
+            let mut stmt = tx.prepare(
+                "INSERT INTO quarantine (file_name, line_no, reason, raw_line, recorded_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for q in quarantined {
+                stmt.execute(params![name, q.line_no as i64, q.reason, q.raw, at])?;
+            }
+        }
+        tx.execute(
+            "UPDATE files SET status = 'ingested', error = NULL, rows_stored = ?2, rows_quarantined = ?3, \
+             parquet_path = ?4, parquet_bytes = ?5, updated_at = ?6, ingested_at = ?6 WHERE name = ?1",
+            params![
+                name,
+                rows_stored as i64,
+                quarantined.len() as i64,
+                parquet_path,
+                parquet_bytes as i64,
+                at
+            ],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Records a failed attempt with its reason.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn mark_failed(&self, name: &str, reason: &str) -> Result<()> {
+        self.conn().execute(
+            "UPDATE files SET status = 'failed', error = ?2, updated_at = ?3 WHERE name = ?1",
+            params![name, reason, now()],
+        )?;
+        Ok(())
+    }
+
+    /// Stored files of an event-kind listing (`export`) whose batch date lies in the inclusive
+    /// range, oldest first. Dates are `YYYY-MM-DD`.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn lake_files(&self, kind: &str, since: Option<&str>, until: Option<&str>) -> Result<Vec<LakeFile>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT parquet_path, batch_date FROM files WHERE kind = ?1 AND status = 'ingested' \
+             AND (?2 IS NULL OR batch_date >= ?2) AND (?3 IS NULL OR batch_date <= ?3) \
+             AND rows_stored > 0 ORDER BY batch_ts",
+        )?;
+        let rows = stmt.query_map(params![kind, since, until], |r| {
+            Ok(LakeFile {
+                parquet_path: r.get(0)?,
+                batch_date: r.get(1)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Totals over the catalog.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn summary(&self) -> Result<CatalogSummary> {
+        Ok(self.conn().query_row(
+            "SELECT \
+               COALESCE(SUM(status = 'ingested'), 0), COALESCE(SUM(status = 'failed'), 0), \
+               COALESCE(SUM(status IN ('pending', 'running')), 0), \
+               COALESCE(SUM(CASE WHEN status = 'ingested' THEN rows_stored END), 0), \
+               COALESCE(SUM(CASE WHEN status = 'ingested' THEN rows_quarantined END), 0), \
+               MAX(CASE WHEN status = 'ingested' THEN batch_ts END) \
+             FROM files",
+            [],
+            |r| {
+                Ok(CatalogSummary {
+                    files_ingested: r.get(0)?,
+                    files_failed: r.get(1)?,
+                    files_pending: r.get(2)?,
+                    rows_stored: r.get(3)?,
+                    rows_quarantined: r.get(4)?,
+                    newest_batch: r.get(5)?,
+                })
+            },
+        )?)
+    }
+
+    /// Quarantined lines of one file, in line order: (line number, reason, raw line).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn quarantined(&self, file_name: &str) -> Result<Vec<(i64, String, String)>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT line_no, reason, raw_line FROM quarantine WHERE file_name = ?1 ORDER BY line_no",
+        )?;
+        let rows = stmt.query_map([file_name], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Creates a queued job and returns its id.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn create_job(&self, kind: &str, params: &serde_json::Value) -> Result<i64> {
+        let conn = self.conn();
+        conn.execute(
+            "INSERT INTO jobs (kind, params, state, created_at) VALUES (?1, ?2, 'queued', ?3)",
+            params![kind, params.to_string(), now()],
+        )?;
+        Ok(conn.last_insert_rowid())
+    }
+
+    /// Marks a job running with the number of files it planned.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn start_job(&self, id: i64, total: usize) -> Result<()> {
+        self.conn().execute(
+            "UPDATE jobs SET state = 'running', total = ?2, started_at = ?3 WHERE id = ?1",
+            params![id, total as i64, now()],
+        )?;
+        Ok(())
+    }
+
+    /// Records one file's result in a job and advances its progress.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn record_job_file(&self, id: i64, result: &FileResult) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "INSERT OR REPLACE INTO job_files (job_id, file_name, outcome, rows_stored, rows_quarantined, error, duration_ms) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                id,
+                result.file,
+                result.outcome.as_str(),
+                result.rows_stored,
+                result.rows_quarantined,
+                result.error,
+                result.duration_ms
+            ],
+        )?;
+        tx.execute("UPDATE jobs SET finished = finished + 1 WHERE id = ?1", [id])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Ends a job: `succeeded` without an error, `failed` with one.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn finish_job(&self, id: i64, error: Option<&str>) -> Result<()> {
+        let state = if error.is_some() { "failed" } else { "succeeded" };
+        self.conn().execute(
+            "UPDATE jobs SET state = ?2, error = ?3, finished_at = ?4 WHERE id = ?1",
+            params![id, state, error, now()],
+        )?;
+        Ok(())
+    }
+
+    /// A job with its per-file results, if it exists.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn job(&self, id: i64) -> Result<Option<JobRecord>> {
+        let conn = self.conn();
+        let job = conn
+            .query_row(
+                "SELECT id, kind, params, state, total, finished, error, created_at, started_at, finished_at \
+                 FROM jobs WHERE id = ?1",
+                [id],
+                |r| {
+                    let params: String = r.get(2)?;
+                    Ok(JobRecord {
+                        id: r.get(0)?,
+                        kind: r.get(1)?,
+                        params: serde_json::from_str(&params).unwrap_or(serde_json::Value::Null),
+                        state: r.get(3)?,
+                        total: r.get(4)?,
+                        finished: r.get(5)?,
+                        error: r.get(6)?,
+                        created_at: r.get(7)?,
+                        started_at: r.get(8)?,
+                        finished_at: r.get(9)?,
+                        files: Vec::new(),
+                    })
+                },
+            )
+            .optional()?;
+        let Some(mut job) = job else { return Ok(None) };
+        let mut stmt = conn.prepare(
+            "SELECT file_name, outcome, rows_stored, rows_quarantined, error, duration_ms \
+             FROM job_files WHERE job_id = ?1 ORDER BY rowid",
+        )?;
+        let files = stmt.query_map([id], |r| {
+            let outcome: String = r.get(1)?;
+            Ok(FileResult {
+                file: r.get(0)?,
+                outcome: FileOutcome::parse(&outcome),
+                rows_stored: r.get(2)?,
+                rows_quarantined: r.get(3)?,
+                error: r.get(4)?,
+                duration_ms: r.get(5)?,
+            })
+        })?;
+        job.files = files.collect::<rusqlite::Result<_>>()?;
+        Ok(Some(job))
+    }
+}

@@ -1,0 +1,83 @@
+//! The command line: global configuration flags and the subcommands.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, ConfigError, ConfigLoader};
+
+/// Keeps a local Parquet lake of the GDELT feed up to date and serves analytics over HTTP.
+#[derive(Debug, Parser)]
+#[command(name = "gdelt-lake", version, about)]
+pub struct Cli {
+    /// Configuration file (TOML). Without it the embedded defaults apply.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Override any key, e.g. --set ingest.workers=4 (repeatable; beats file and environment).
+    #[arg(long = "set", global = true, value_name = "SECTION.KEY=VALUE")]
+    pub overrides: Vec<String>,
+    /// Shorthand for --set server.listen=ADDR.
+    #[arg(long, global = true, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Shorthand for --set lake.data_dir=DIR.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<String>,
+    /// Shorthand for --set source.base_url=URL.
+    #[arg(long, global = true, value_name = "URL")]
+    pub base_url: Option<String>,
+    /// Shorthand for --set log.format=json|text.
+    #[arg(long, global = true, value_name = "FORMAT")]
+    pub log_format: Option<String>,
+    /// Shorthand for --set log.level=LEVEL.
+    #[arg(long, global = true, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand, PartialEq, Eq)]
+pub enum Command {
+    /// Serve the HTTP API with the scheduler and ingestion pool (the default).
+    Serve,
+    /// Ingest once without serving; prints one line per batch and exits non-zero if any failed.
+    Ingest {
+        /// How many of the newest event batches to ingest.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10000))]
+        latest: u32,
+    },
+    /// Print the effective configuration as TOML and exit.
+    Config,
+}
+
+impl Cli {
+    /// The effective configuration: defaults < --config file < environment < flags.
+    ///
+    /// # Errors
+    /// Any layer is unreadable, names an unknown key or has an invalid value.
+    pub fn load_config<I>(&self, env: I) -> Result<Config, ConfigError>
+    where
+        I: IntoIterator<Item = (String, String)>,
+    {
+        let mut loader = ConfigLoader::new();
+        if let Some(path) = &self.config {
+            loader = loader.file(path)?;
+        }
+        loader = loader.env(env)?;
+        let shorthands = [
+            ("server.listen", &self.listen),
+            ("lake.data_dir", &self.data_dir),
+            ("source.base_url", &self.base_url),
+            ("log.format", &self.log_format),
+            ("log.level", &self.log_level),
+        ];
+        for (key, value) in shorthands {
+            if let Some(value) = value {
+                loader = loader.set(&format!("{key}={value}"))?;
+            }
+        }
+        for assignment in &self.overrides {
+            loader = loader.set(assignment)?;
+        }
+        loader.build()
+    }
+}

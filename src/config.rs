@@ -1,0 +1,474 @@
+//! Configuration: one typed struct built from layers.
+//!
+//! Precedence, lowest first: the defaults embedded from the repository's `config.toml` < the file
+//! given with `--config` < environment variables < command-line overrides. Every layer is merged
+//! as TOML before a single typed deserialisation, so unknown keys are rejected wherever they come
+//! from, and `validate` refuses impossible values with the key name and what is accepted.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use toml::{Table, Value};
+
+/// The documented defaults, embedded so the binary runs without any file.
+pub const DEFAULT_CONFIG_TOML: &str = include_str!("../config.toml");
+
+/// Prefix of the environment variables that override keys: `GDELT_LAKE_<SECTION>_<KEY>`.
+const ENV_PREFIX: &str = "GDELT_LAKE_";
+
+/// Errors building the configuration. Each names the offending key or file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid TOML: {message}")]
+    Parse { path: String, message: String },
+    #[error("unknown configuration key `{key}` (from {origin}); known keys: {known}")]
+    UnknownKey {
+        key: String,
+        origin: String,
+        known: String,
+    },
+    #[error("invalid value for `{key}` (from {origin}): {message}")]
+    BadOverride {
+        key: String,
+        origin: String,
+        message: String,
+    },
+    #[error("invalid configuration: {0}")]
+    Shape(String),
+    #[error("invalid value for `{key}`: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub lake: LakeConfig,
+    pub source: SourceConfig,
+    pub ingest: IngestConfig,
+    pub query: QueryConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    pub listen: String,
+    pub http_workers: usize,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LakeConfig {
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    pub base_url: String,
+    pub timeout_secs: u64,
+    pub retry_attempts: u32,
+    pub retry_backoff_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestConfig {
+    pub schedule: String,
+    pub scheduler_enabled: bool,
+    pub batches_per_run: usize,
+    pub workers: usize,
+    pub queue_capacity: usize,
+    pub max_download_mb: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryConfig {
+    pub max_concurrent: usize,
+    pub threads: usize,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+/// Accepted values of `log.level`.
+pub const LOG_LEVELS: [&str; 6] = ["trace", "debug", "info", "warning", "error", "critical"];
+
+impl Default for Config {
+    fn default() -> Self {
+        let table: Table = DEFAULT_CONFIG_TOML
+            .parse()
+            .expect("the embedded config.toml is valid TOML");
+        Value::Table(table)
+            .try_into()
+            .expect("the embedded config.toml matches Config")
+    }
+}
+
+/// Builds the effective configuration from its layers.
+pub struct ConfigLoader {
+    merged: Table,
+}
+
+impl ConfigLoader {
+    /// Starts from the embedded defaults.
+    pub fn new() -> Self {
+        Self {
+            merged: DEFAULT_CONFIG_TOML
+                .parse()
+                .expect("the embedded config.toml is valid TOML"),
+        }
+    }
+
+    /// Merges a TOML file over what is there. Keys must exist in the defaults.
+    ///
+    /// # Errors
+    /// The file cannot be read, is not TOML, or names an unknown key.
+    pub fn file(mut self, path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let table: Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Parse {
+            path: path.display().to_string(),
+            message: e.message().to_owned(),
+        })?;
+        let origin = path.display().to_string();
+        for (section, value) in table {
+            match value {
+                Value::Table(keys) => {
+                    for (key, value) in keys {
+                        self.set_value(&format!("{section}.{key}"), value, &origin)?;
+                    }
+                }
+                _ => {
+                    return Err(ConfigError::UnknownKey {
+                        key: section,
+                        origin,
+                        known: self.known_keys(),
+                    })
+                }
+            }
+        }
+        Ok(self)
+    }
+
+    /// Applies `GDELT_LAKE_<SECTION>_<KEY>` variables and the original prototype's aliases
+    /// (`DATA_LAKE_PATH`, `INGEST_INTERVAL_MINUTES`, `INGEST_N_BATCHES`) from `vars`.
+    ///
+    /// # Errors
+    /// A `GDELT_LAKE_` variable names no key, or a value has the wrong type.
+    pub fn env<I>(mut self, vars: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = (String, String)>,
+    {
+        let mut vars: Vec<(String, String)> = vars.into_iter().collect();
+        // Aliases first, so an explicit GDELT_LAKE_ variable wins over an alias.
+        vars.sort_by_key(|(name, _)| name.starts_with(ENV_PREFIX));
+        for (name, value) in vars {
+            let origin = format!("environment variable {name}");
+            match name.as_str() {
+                "DATA_LAKE_PATH" => self.set_str("lake.data_dir", &value, &origin)?,
+                "INGEST_N_BATCHES" => self.set_str("ingest.batches_per_run", &value, &origin)?,
+                "INGEST_INTERVAL_MINUTES" => {
+                    let minutes: u32 = value.trim().parse().ok().filter(|m| (1..=59).contains(m)).ok_or_else(|| {
+                        ConfigError::BadOverride {
+                            key: "ingest.schedule".into(),
+                            origin: origin.clone(),
+                            message: format!("expected whole minutes 1..=59, got {value:?}"),
+                        }
+                    })?;
+                    self.set_str("ingest.schedule", &format!("0 */{minutes} * * * *"), &origin)?;
+                }
+                _ => {
+                    if let Some(rest) = name.strip_prefix(ENV_PREFIX) {
+                        let key = self.key_for_env(rest).ok_or_else(|| ConfigError::UnknownKey {
+                            key: name.clone(),
+                            origin: origin.clone(),
+                            known: self.known_keys(),
+                        })?;
+                        self.set_str(&key, &value, &origin)?;
+                    }
+                }
+            }
+        }
+        Ok(self)
+    }
+
+    /// Applies a `section.key=value` override given on the command line.
+    ///
+    /// # Errors
+    /// The text has no `=`, names an unknown key, or has a value of the wrong type.
+    pub fn set(mut self, assignment: &str) -> Result<Self, ConfigError> {
+        let origin = format!("command line `{assignment}`");
+        let (key, value) = assignment
+            .split_once('=')
+            .ok_or_else(|| ConfigError::BadOverride {
+                key: assignment.into(),
+                origin: origin.clone(),
+                message: "expected section.key=value".into(),
+            })?;
+        self.set_str(key.trim(), value, &origin)?;
+        Ok(self)
+    }
+
+    /// Deserialises and validates the merged layers.
+    ///
+    /// # Errors
+    /// A value of the wrong type, or one that `Config::validate` refuses.
+    pub fn build(self) -> Result<Config, ConfigError> {
+        let config: Config = Value::Table(self.merged)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Shape(e.message().to_owned()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn key_for_env(&self, rest: &str) -> Option<String> {
+        let lower = rest.to_ascii_lowercase();
+        self.merged.iter().find_map(|(section, keys)| {
+            let key = lower.strip_prefix(&format!("{section}_"))?;
+            keys.as_table()?.contains_key(key).then(|| format!("{section}.{key}"))
+        })
+    }
+
+    fn known_keys(&self) -> String {
+        let mut keys = Vec::new();
+        for (section, table) in &self.merged {
+            if let Some(table) = table.as_table() {
+                keys.extend(table.keys().map(|k| format!("{section}.{k}")));
+            }
+        }
+        keys.join(", ")
+    }
+
+    /// Sets a key from text, typed by the default's type: strings stay text, anything else is
+    /// parsed as a TOML value (so `4`, `true` work).
+    fn set_str(&mut self, key: &str, text: &str, origin: &str) -> Result<(), ConfigError> {
+        let current = self.lookup(key, origin)?;
+        let value = if current.is_str() {
+            Value::String(text.to_owned())
+        } else {
+            let wrapped = format!("v = {}", text.trim());
+            wrapped
+                .parse::<Table>()
+                .ok()
+                .and_then(|mut t| t.remove("v"))
+                .ok_or_else(|| ConfigError::BadOverride {
+                    key: key.into(),
+                    origin: origin.into(),
+                    message: format!("expected a {}, got {text:?}", current.type_str()),
+                })?
+        };
+        self.set_value(key, value, origin)
+    }
+
+    fn set_value(&mut self, key: &str, value: Value, origin: &str) -> Result<(), ConfigError> {
+        let current = self.lookup(key, origin)?;
+        if current.type_str() != value.type_str() {
+            return Err(ConfigError::BadOverride {
+                key: key.into(),
+                origin: origin.into(),
+                message: format!("expected a {}, got a {}", current.type_str(), value.type_str()),
+            });
+        }
+        let (section, name) = key.split_once('.').expect("lookup checked the key shape");
+        self.merged[section]
+            .as_table_mut()
+            .expect("sections are tables")
+            .insert(name.to_owned(), value);
+        Ok(())
+    }
+
+    fn lookup(&self, key: &str, origin: &str) -> Result<&Value, ConfigError> {
+        key.split_once('.')
+            .and_then(|(section, name)| self.merged.get(section)?.as_table()?.get(name))
+            .ok_or_else(|| ConfigError::UnknownKey {
+                key: key.into(),
+                origin: origin.into(),
+                known: self.known_keys(),
+            })
+    }
+}
+
+impl Default for ConfigLoader {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Config {
+    /// Refuses impossible values, naming the key and what is accepted.
+    ///
+    /// # Errors
+    /// `ConfigError::Invalid` for the first bad key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        fn range<T: PartialOrd + std::fmt::Display + Copy>(
+            key: &'static str,
+            value: T,
+            low: T,
+            high: T,
+        ) -> Result<(), ConfigError> {
+            if value < low || value > high {
+                return Err(ConfigError::Invalid {
+                    key,
+                    message: format!("{value} is out of range; accepted: {low}..={high}"),
+                });
+            }
+            Ok(())
+        }
+        self.listen_addr()?;
+        range("server.http_workers", self.server.http_workers, 0, 256)?;
+        if self.lake.data_dir.as_os_str().is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "lake.data_dir",
+                message: "must not be empty".into(),
+            });
+        }
+        let url = &self.source.base_url;
+        if !(url.starts_with("http://") || url.starts_with("https://")) || !url.ends_with('/') {
+            return Err(ConfigError::Invalid {
+                key: "source.base_url",
+                message: format!("{url:?} is not accepted; expected an http:// or https:// URL ending in '/'"),
+            });
+        }
+        reqwest::Url::parse(url).map_err(|e| ConfigError::Invalid {
+            key: "source.base_url",
+            message: format!("{url:?} is not a URL: {e}"),
+        })?;
+        range("source.timeout_secs", self.source.timeout_secs, 1, 86_400)?;
+        range("source.retry_attempts", self.source.retry_attempts, 1, 10)?;
+        range("source.retry_backoff_ms", self.source.retry_backoff_ms, 0, 600_000)?;
+        tokio_cron_scheduler::Job::new_async(self.ingest.schedule.as_str(), |_, _| Box::pin(async {}))
+            .map_err(|e| ConfigError::Invalid {
+                key: "ingest.schedule",
+                message: format!(
+                    "{:?} is not a cron expression ({e}); expected six fields \
+                     'sec min hour day-of-month month day-of-week', e.g. \"0 */15 * * * *\"",
+                    self.ingest.schedule
+                ),
+            })?;
+        range("ingest.batches_per_run", self.ingest.batches_per_run, 1, 10_000)?;
+        range("ingest.workers", self.ingest.workers, 1, 64)?;
+        range("ingest.queue_capacity", self.ingest.queue_capacity, 1, 10_000)?;
+        range("ingest.max_download_mb", self.ingest.max_download_mb, 1, 102_400)?;
+        range("query.max_concurrent", self.query.max_concurrent, 1, 64)?;
+        range("query.threads", self.query.threads, 1, 64)?;
+        if !LOG_LEVELS.contains(&self.log.level.as_str()) {
+            return Err(ConfigError::Invalid {
+                key: "log.level",
+                message: format!("{:?} is not accepted; expected one of {}", self.log.level, LOG_LEVELS.join(", ")),
+            });
+        }
+        Ok(())
+    }
+
+    /// The parsed `server.listen` address.
+    ///
+    /// # Errors
+    /// `ConfigError::Invalid` when it is not `IP:PORT`.
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.server.listen.parse().map_err(|_| ConfigError::Invalid {
+            key: "server.listen",
+            message: format!("{:?} is not accepted; expected IP:PORT, e.g. 127.0.0.1:8000", self.server.listen),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect()
+    }
+
+    #[test]
+    fn embedded_defaults_are_the_documented_ones() {
+        let c = Config::default();
+        assert_eq!(c.server.listen, "127.0.0.1:8000");
+        assert_eq!(c.lake.data_dir, PathBuf::from("./data"));
+        assert_eq!(c.source.base_url, "http://data.gdeltproject.org/gdeltv2/");
+        assert_eq!(c.ingest.schedule, "0 */15 * * * *");
+        assert!(c.ingest.scheduler_enabled);
+        assert_eq!(c.log.format, LogFormat::Json);
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn layers_apply_in_order_and_aliases_work() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "[ingest]\nworkers = 3\nbatches_per_run = 7\n[log]\nformat = \"text\"\n").unwrap();
+        let c = ConfigLoader::new()
+            .file(&file)
+            .unwrap()
+            .env(env(&[
+                ("DATA_LAKE_PATH", "/tmp/alias"),
+                ("INGEST_INTERVAL_MINUTES", "5"),
+                ("GDELT_LAKE_INGEST_WORKERS", "4"),
+                ("PATH", "/usr/bin"),
+            ]))
+            .unwrap()
+            .set("ingest.workers=5")
+            .unwrap()
+            .build()
+            .unwrap();
+        assert_eq!(c.ingest.workers, 5);
+        assert_eq!(c.ingest.batches_per_run, 7);
+        assert_eq!(c.log.format, LogFormat::Text);
+        assert_eq!(c.lake.data_dir, PathBuf::from("/tmp/alias"));
+        assert_eq!(c.ingest.schedule, "0 */5 * * * *");
+    }
+
+    #[test]
+    fn explicit_variable_beats_alias() {
+        let c = ConfigLoader::new()
+            .env(env(&[("GDELT_LAKE_LAKE_DATA_DIR", "/explicit"), ("DATA_LAKE_PATH", "/alias")]))
+            .unwrap()
+            .build()
+            .unwrap();
+        assert_eq!(c.lake.data_dir, PathBuf::from("/explicit"));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_name_the_key() {
+        let err = ConfigLoader::new().set("ingest.wrokers=2").err().unwrap();
+        assert!(err.to_string().starts_with("unknown configuration key `ingest.wrokers`"), "{err}");
+        let err = ConfigLoader::new().set("ingest.workers=many").err().unwrap();
+        assert_eq!(
+            err.to_string(),
+            "invalid value for `ingest.workers` (from command line `ingest.workers=many`): expected a integer, got \"many\""
+        );
+        let err = ConfigLoader::new().set("ingest.workers=0").unwrap().build().err().unwrap();
+        assert_eq!(err.to_string(), "invalid value for `ingest.workers`: 0 is out of range; accepted: 1..=64");
+        let err = ConfigLoader::new().set("log.format=xml").unwrap().build().err().unwrap();
+        assert!(err.to_string().contains("unknown variant `xml`, expected `json` or `text`"), "{err}");
+        let err = ConfigLoader::new().set("ingest.schedule=every day").unwrap().build().err().unwrap();
+        assert!(err.to_string().starts_with("invalid value for `ingest.schedule`: \"every day\" is not a cron expression"), "{err}");
+        let err = ConfigLoader::new().set("source.base_url=ftp://x/").unwrap().build().err().unwrap();
+        assert!(err.to_string().starts_with("invalid value for `source.base_url`"), "{err}");
+        let err = ConfigLoader::new().env(env(&[("GDELT_LAKE_NOPE", "1")])).err().unwrap();
+        assert!(err.to_string().starts_with("unknown configuration key `GDELT_LAKE_NOPE`"), "{err}");
+    }
+}

@@ -1,0 +1,100 @@
+//! The one JSON error body and the one place errors become HTTP statuses.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::catalog::CatalogError;
+use crate::jobs::SubmitError;
+use crate::query::QueryError;
+
+/// Every error answer has this body.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// Stable, snake_case: `invalid_parameter`, `not_found`, `queue_full`, `shutting_down`,
+    /// `internal`.
+    #[schema(example = "invalid_parameter")]
+    pub code: &'static str,
+    /// What went wrong, as a sentence.
+    #[schema(example = "limit must be an integer from 1 to 500, got \"0\"")]
+    pub message: String,
+    /// The query or path parameter at fault, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "limit")]
+    pub parameter: Option<&'static str>,
+}
+
+/// Errors the API answers with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{message}")]
+    InvalidParameter {
+        parameter: &'static str,
+        message: String,
+    },
+    #[error("{0}")]
+    NotFound(String),
+    #[error(transparent)]
+    Submit(#[from] SubmitError),
+    #[error(transparent)]
+    Query(#[from] QueryError),
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error("a background task failed: {0}")]
+    Task(String),
+}
+
+impl ApiError {
+    /// A 400 naming the parameter.
+    pub fn invalid(parameter: &'static str, message: impl Into<String>) -> Self {
+        Self::InvalidParameter {
+            parameter,
+            message: message.into(),
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidParameter { .. } => "invalid_parameter",
+            Self::NotFound(_) => "not_found",
+            Self::Submit(SubmitError::QueueFull { .. }) => "queue_full",
+            Self::Submit(SubmitError::ShuttingDown) => "shutting_down",
+            Self::Submit(SubmitError::Catalog(_) | SubmitError::Task(_))
+            | Self::Query(_)
+            | Self::Catalog(_)
+            | Self::Task(_) => "internal",
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::InvalidParameter { .. } => StatusCode::BAD_REQUEST,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Submit(SubmitError::QueueFull { .. } | SubmitError::ShuttingDown) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Self::Submit(SubmitError::Catalog(_) | SubmitError::Task(_))
+            | Self::Query(_)
+            | Self::Catalog(_)
+            | Self::Task(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status_code());
+        if self.status_code() == StatusCode::SERVICE_UNAVAILABLE {
+            response.insert_header(("Retry-After", "30"));
+        }
+        response.json(ErrorBody {
+            code: self.code(),
+            message: self.to_string(),
+            parameter: match self {
+                Self::InvalidParameter { parameter, .. } => Some(parameter),
+                _ => None,
+            },
+        })
+    }
+}

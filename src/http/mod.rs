@@ -1,0 +1,125 @@
+//! The HTTP layer: adapts the engine to actix-web. One module per resource; routes and the
+//! OpenAPI document come from the same declarations (utoipa-actix-web).
+
+pub mod analytics;
+pub mod error;
+pub mod events;
+pub mod health;
+pub mod ingest;
+mod params;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::{from_fn, Next};
+use actix_web::{web, App, HttpResponse};
+use slog::{info, Logger};
+use utoipa::OpenApi;
+use utoipa_actix_web::{scope, AppExt};
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::Engine;
+use error::{ApiError, ErrorBody};
+
+/// What every handler can reach.
+pub struct AppState {
+    pub engine: Arc<Engine>,
+    pub log: Logger,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "gdelt-lake",
+        description = "A local, typed, partitioned Parquet lake of the GDELT 2.0 events feed, \
+                       kept up to date and queried over HTTP.",
+        license(name = "MIT")
+    ),
+    tags(
+        (name = "ingest", description = "Ingestion jobs"),
+        (name = "events", description = "Event search"),
+        (name = "analytics", description = "Aggregates over events"),
+        (name = "operations", description = "Health and metrics")
+    ),
+    components(schemas(ErrorBody))
+)]
+struct ApiDoc;
+
+/// Builds the application: routes, OpenAPI document, Swagger UI, metrics and request logs.
+pub fn app(
+    state: web::Data<AppState>,
+) -> App<
+    impl actix_web::dev::ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let query_errors = web::QueryConfig::default()
+        .error_handler(|err, _| ApiError::invalid("query", format!("invalid query string: {err}")).into());
+    let path_errors = web::PathConfig::default()
+        .error_handler(|err, _| ApiError::invalid("path", format!("invalid path parameter: {err}")).into());
+    let (app, api) = App::new()
+        .into_utoipa_app()
+        .openapi(ApiDoc::openapi())
+        .app_data(state)
+        .app_data(query_errors)
+        .app_data(path_errors)
+        .service(
+            scope::scope("/api/v1")
+                .configure(ingest::configure)
+                .configure(events::configure)
+                .configure(analytics::configure),
+        )
+        .configure(health::configure)
+        .split_for_parts();
+    app.service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", api))
+        .route(
+            "/docs",
+            web::get().to(|| async {
+                HttpResponse::PermanentRedirect()
+                    .insert_header(("Location", "/docs/"))
+                    .finish()
+            }),
+        )
+        .default_service(web::to(|req: actix_web::HttpRequest| async move {
+            Err::<HttpResponse, _>(ApiError::NotFound(format!("no route for {} {}", req.method(), req.path())))
+        }))
+        .wrap(from_fn(observe))
+}
+
+/// Records every request in the metrics (by route template) and the log.
+async fn observe(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let method = req.method().to_string();
+    let path = req.path().to_owned();
+    let response = next.call(req).await?;
+    let route = response
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let status = response.status().as_u16();
+    let elapsed = started.elapsed();
+    if let Some(state) = state {
+        let metrics = &state.engine.metrics;
+        metrics
+            .http_requests
+            .with_label_values(&[method.as_str(), route.as_str(), &status.to_string()])
+            .inc();
+        metrics
+            .http_duration
+            .with_label_values(&[method.as_str(), route.as_str()])
+            .observe(elapsed.as_secs_f64());
+        info!(state.log, "request"; "method" => &method, "route" => &route, "path" => &path,
+            "status" => status, "duration_ms" => elapsed.as_secs_f64() * 1000.0);
+    }
+    Ok(response)
+}

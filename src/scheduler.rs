@@ -1,0 +1,50 @@
+//! The in-process cron scheduler: on each tick it submits a "latest batches" job, nothing more.
+//!
+//! The ingestion pool decides how the work runs; overlapping ticks are safe because files are
+//! claimed in the catalog before they are ingested.
+
+use std::sync::Arc;
+
+use slog::{info, warn, Logger};
+use tokio_cron_scheduler::{Job, JobScheduler, JobSchedulerError};
+
+use crate::jobs::{IngestPool, JobSpec};
+
+/// A running scheduler.
+pub struct Scheduler {
+    inner: JobScheduler,
+}
+
+impl Scheduler {
+    /// Starts ticking on `schedule` (cron with seconds, UTC).
+    ///
+    /// # Errors
+    /// The schedule does not parse or the scheduler cannot start.
+    pub async fn start(
+        schedule: &str,
+        batches_per_run: usize,
+        pool: Arc<IngestPool>,
+        log: Logger,
+    ) -> Result<Self, JobSchedulerError> {
+        let inner = JobScheduler::new().await?;
+        let job = Job::new_async(schedule, move |_id, _lock| {
+            let pool = pool.clone();
+            let log = log.clone();
+            Box::pin(async move {
+                match pool.submit(JobSpec::Latest { n_batches: batches_per_run }).await {
+                    Ok(handle) => info!(log, "scheduled ingestion queued"; "job_id" => handle.id),
+                    Err(e) => warn!(log, "scheduled ingestion not queued"; "error" => e.to_string()),
+                }
+            })
+        })?;
+        inner.add(job).await?;
+        inner.start().await?;
+        Ok(Self { inner })
+    }
+
+    /// Stops ticking; a job already submitted carries on in the pool.
+    pub async fn shutdown(mut self) {
+        // Errors here only mean the scheduler had already stopped.
+        let _ = self.inner.shutdown().await;
+    }
+}

@@ -1,0 +1,183 @@
+//! Bad input from the source: each gets a clear, recorded outcome and leaves the lake intact.
+
+use async_zip::base::write::ZipFileWriter;
+use async_zip::{Compression, ZipEntryBuilder};
+use serde_json::Value;
+
+use crate::support::{event_row, md5_hex, zip_bytes, Mirror, MirrorServer, TestApp};
+
+const GOOD: &str = "20150218230000";
+const BAD: &str = "20150218231500";
+
+fn file_result<'a>(job: &'a Value, name: &str) -> &'a Value {
+    job["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["file"] == name)
+        .unwrap_or_else(|| panic!("no result for {name} in {job}"))
+}
+
+/// A mirror with one good batch and, newer, a batch whose zip bytes are `bad`.
+async fn mirror_with_bad(bad: &[u8], listed_md5: Option<&str>) -> Mirror {
+    let mut mirror = Mirror::new();
+    mirror.add_export(GOOD, &[event_row(1, GOOD, &[])]).await;
+    mirror.add_raw(&format!("{BAD}.export.CSV.zip"), bad, listed_md5);
+    mirror
+}
+
+/// Ingests both batches and checks that the bad one failed with `reason` and left nothing.
+async fn assert_bad_batch_fails(mirror: &Mirror, reason: &str) -> (MirrorServer, TestApp) {
+    let server = MirrorServer::start(mirror.dir.path());
+    let app = TestApp::start(&server.base_url).await;
+    let job = app.ingest(2).await;
+    assert_eq!(job["state"], "failed", "{job}");
+    assert_eq!(job["error"], "1 file(s) failed; see files[].error");
+    let bad = file_result(&job, &format!("{BAD}.export.CSV.zip"));
+    assert_eq!(bad["outcome"], "failed");
+    assert_eq!(bad["error"], reason);
+    let good = file_result(&job, &format!("{GOOD}.export.CSV.zip"));
+    assert_eq!((good["outcome"].as_str(), good["rows_stored"].as_i64()), (Some("ingested"), Some(1)));
+    let (lake, tmp) = app.lake_files();
+    assert_eq!(lake.len(), 1, "{lake:?}");
+    assert!(lake[0].ends_with(&format!("events/date=2015-02-18/{GOOD}.parquet")));
+    assert!(tmp.is_empty(), "temporary files left: {tmp:?}");
+    let (_, tone) = app.get("/api/v1/analytics/tone").await;
+    assert_eq!(tone["n"], 1);
+    (server, app)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_md5_fails_the_file_and_a_fixed_listing_retries_it() {
+    let zip = zip_bytes(&format!("{BAD}.export.CSV"), format!("{}\n", event_row(2, BAD, &[])).as_bytes()).await;
+    let real = md5_hex(&zip);
+    let mut mirror = mirror_with_bad(&zip, Some("00000000000000000000000000000000")).await;
+    let reason = format!(
+        "md5 mismatch for {BAD}.export.CSV.zip: listing says 00000000000000000000000000000000, downloaded {real}"
+    );
+    let (server, app) = assert_bad_batch_fails(&mirror, &reason).await;
+    let name = format!("{BAD}.export.CSV.zip");
+    assert_eq!(app.engine.catalog.file_status(&name).unwrap().as_deref(), Some("failed"));
+
+    // The listing is corrected upstream: the failed file is retried, the good one is not.
+    mirror.set_listing_line(&name, &format!("{} {real} http://data.gdeltproject.org/gdeltv2/{name}", zip.len()));
+    let job = app.ingest(2).await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    assert_eq!(file_result(&job, &name)["outcome"], "ingested");
+    assert_eq!(file_result(&job, &format!("{GOOD}.export.CSV.zip"))["outcome"], "already_ingested");
+    let (_, tone) = app.get("/api/v1/analytics/tone").await;
+    assert_eq!(tone["n"], 2);
+    app.stop().await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_html_error_page_is_not_a_zip() {
+    let page = b"<html><body>502 Bad Gateway</body></html>\n";
+    let mirror = mirror_with_bad(page, None).await;
+    let (server, app) = assert_bad_batch_fails(
+        &mirror,
+        "not a readable zip: Encountered an unexpected header (actual: 0x6d74683c, expected: 0x4034b50).",
+    )
+    .await;
+    app.stop().await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_truncated_zip_fails_even_when_the_listing_matches_it() {
+    let rows: Vec<String> = (0..400).map(|i| event_row(i, BAD, &[("SOURCEURL", &format!("http://x/{i}"))])).collect();
+    let zip = zip_bytes(&format!("{BAD}.export.CSV"), (rows.join("\n") + "\n").as_bytes()).await;
+    let truncated = &zip[..zip.len() / 2];
+    let mirror = mirror_with_bad(truncated, None).await;
+    let server = MirrorServer::start(mirror.dir.path());
+    let app = TestApp::start(&server.base_url).await;
+    let job = app.ingest(2).await;
+    let bad = file_result(&job, &format!("{BAD}.export.CSV.zip"));
+    assert_eq!(bad["outcome"], "failed");
+    let error = bad["error"].as_str().unwrap();
+    assert!(error.starts_with("not a readable zip: "), "{error}");
+    let (lake, tmp) = app.lake_files();
+    assert_eq!(lake.len(), 1);
+    assert!(tmp.is_empty(), "{tmp:?}");
+    app.stop().await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zips_with_several_members_or_a_foreign_member_are_refused() {
+    let member = format!("{BAD}.export.CSV");
+    let mut writer = ZipFileWriter::new(Vec::<u8>::new());
+    for name in [member.as_str(), "extra.txt"] {
+        writer
+            .write_entry_whole(ZipEntryBuilder::new(name.to_owned().into(), Compression::Deflate), event_row(9, BAD, &[]).as_bytes())
+            .await
+            .unwrap();
+    }
+    let two = writer.close().await.unwrap();
+    let mirror = mirror_with_bad(&two, None).await;
+    let (server, app) = assert_bad_batch_fails(&mirror, "the zip has more than one member").await;
+    app.stop().await;
+    server.stop().await;
+
+    let foreign = zip_bytes("index.html", b"hello\n").await;
+    let mirror = mirror_with_bad(&foreign, None).await;
+    let (server, app) = assert_bad_batch_fails(
+        &mirror,
+        &format!("zip member is named \"index.html\", expected \"{BAD}.export.CSV\""),
+    )
+    .await;
+    app.stop().await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_member_is_a_valid_empty_batch() {
+    let mut mirror = Mirror::new();
+    mirror.add_export(BAD, &[]).await;
+    let server = MirrorServer::start(mirror.dir.path());
+    let app = TestApp::start(&server.base_url).await;
+    let job = app.ingest(1).await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    let result = file_result(&job, &format!("{BAD}.export.CSV.zip"));
+    assert_eq!((result["rows_stored"].as_i64(), result["rows_quarantined"].as_i64()), (Some(0), Some(0)));
+    let (lake, _) = app.lake_files();
+    assert!(lake.is_empty(), "{lake:?}");
+    assert_eq!(app.get("/api/v1/analytics/tone").await.1["n"], 0);
+    app.stop().await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_server_errors_are_retried_and_permanent_ones_recorded() {
+    let mut mirror = Mirror::new();
+    mirror.add_export(GOOD, &[event_row(1, GOOD, &[])]).await;
+    mirror.add_export(BAD, &[event_row(2, BAD, &[])]).await;
+    let server = MirrorServer::start(mirror.dir.path());
+    // Two 503s, then the file: within the three attempts.
+    server.fail(&format!("{GOOD}.export.CSV.zip"), 503, 2);
+    // A 404 is not transient: one request, then the failure is recorded.
+    server.fail(&format!("{BAD}.export.CSV.zip"), 404, 10);
+    let app = TestApp::start(&server.base_url).await;
+    let job = app.ingest(2).await;
+    assert_eq!(file_result(&job, &format!("{GOOD}.export.CSV.zip"))["outcome"], "ingested");
+    assert_eq!(server.hits(&format!("{GOOD}.export.CSV.zip")), 3);
+    let bad = file_result(&job, &format!("{BAD}.export.CSV.zip"));
+    assert_eq!(
+        bad["error"].as_str().unwrap(),
+        format!("GET {}{BAD}.export.CSV.zip answered HTTP 404", server.base_url)
+    );
+    assert_eq!(server.hits(&format!("{BAD}.export.CSV.zip")), 1);
+
+    // A listing that cannot be fetched fails the job with the reason.
+    server.fail("masterfilelist.txt", 500, 3);
+    let job = app.ingest(2).await;
+    assert_eq!(job["state"], "failed");
+    assert_eq!(
+        job["error"].as_str().unwrap(),
+        format!("reading the listing: GET {}masterfilelist.txt answered HTTP 500", server.base_url)
+    );
+    assert_eq!(job["files"], serde_json::json!([]));
+    app.stop().await;
+    server.stop().await;
+}

@@ -1,0 +1,7 @@
+//! Integration tests: the real application on port 0 against a local server standing in for
+//! GDELT. One test binary, so DuckDB is linked once.
+
+mod api;
+mod failures;
+mod real_data;
+mod support;
