@@ -23,7 +23,11 @@ pub enum CatalogError {
     #[error("catalog database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("catalog at {path} was written by a newer gdelt-lake (schema {found}, this build knows {known})")]
-    TooNew { path: String, found: i64, known: i64 },
+    TooNew {
+        path: String,
+        found: i64,
+        known: i64,
+    },
 }
 
 type Result<T> = std::result::Result<T, CatalogError>;
@@ -283,7 +287,9 @@ impl Catalog {
     pub fn file_status(&self, name: &str) -> Result<Option<String>> {
         Ok(self
             .conn()
-            .query_row("SELECT status FROM files WHERE name = ?1", [name], |r| r.get(0))
+            .query_row("SELECT status FROM files WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
             .optional()?)
     }
 
@@ -345,7 +351,12 @@ impl Catalog {
     ///
     /// # Errors
     /// Database errors.
-    pub fn lake_files(&self, kind: &str, since: Option<&str>, until: Option<&str>) -> Result<Vec<LakeFile>> {
+    pub fn lake_files(
+        &self,
+        kind: &str,
+        since: Option<&str>,
+        until: Option<&str>,
+    ) -> Result<Vec<LakeFile>> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(
             "SELECT parquet_path, batch_date FROM files WHERE kind = ?1 AND status = 'ingested' \
@@ -446,7 +457,10 @@ impl Catalog {
                 result.duration_ms
             ],
         )?;
-        tx.execute("UPDATE jobs SET finished = finished + 1 WHERE id = ?1", [id])?;
+        tx.execute(
+            "UPDATE jobs SET finished = finished + 1 WHERE id = ?1",
+            [id],
+        )?;
         tx.commit()?;
         Ok(())
     }
@@ -456,7 +470,11 @@ impl Catalog {
     /// # Errors
     /// Database errors.
     pub fn finish_job(&self, id: i64, error: Option<&str>) -> Result<()> {
-        let state = if error.is_some() { "failed" } else { "succeeded" };
+        let state = if error.is_some() {
+            "failed"
+        } else {
+            "succeeded"
+        };
         self.conn().execute(
             "UPDATE jobs SET state = ?2, error = ?3, finished_at = ?4 WHERE id = ?1",
             params![id, state, error, now()],

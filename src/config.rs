@@ -149,10 +149,12 @@ impl ConfigLoader {
             path: path.to_owned(),
             source,
         })?;
-        let table: Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Parse {
-            path: path.display().to_string(),
-            message: e.message().to_owned(),
-        })?;
+        let table: Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| ConfigError::Parse {
+                path: path.display().to_string(),
+                message: e.message().to_owned(),
+            })?;
         let origin = path.display().to_string();
         for (section, value) in table {
             match value {
@@ -191,22 +193,31 @@ impl ConfigLoader {
                 "DATA_LAKE_PATH" => self.set_str("lake.data_dir", &value, &origin)?,
                 "INGEST_N_BATCHES" => self.set_str("ingest.batches_per_run", &value, &origin)?,
                 "INGEST_INTERVAL_MINUTES" => {
-                    let minutes: u32 = value.trim().parse().ok().filter(|m| (1..=59).contains(m)).ok_or_else(|| {
-                        ConfigError::BadOverride {
-                            key: "ingest.schedule".into(),
-                            origin: origin.clone(),
-                            message: format!("expected whole minutes 1..=59, got {value:?}"),
-                        }
+                    let minutes: u32 = value
+                        .trim()
+                        .parse()
+                        .ok()
+                        .filter(|m| (1..=59).contains(m))
+                        .ok_or_else(|| ConfigError::BadOverride {
+                        key: "ingest.schedule".into(),
+                        origin: origin.clone(),
+                        message: format!("expected whole minutes 1..=59, got {value:?}"),
                     })?;
-                    self.set_str("ingest.schedule", &format!("0 */{minutes} * * * *"), &origin)?;
+                    self.set_str(
+                        "ingest.schedule",
+                        &format!("0 */{minutes} * * * *"),
+                        &origin,
+                    )?;
                 }
                 _ => {
                     if let Some(rest) = name.strip_prefix(ENV_PREFIX) {
-                        let key = self.key_for_env(rest).ok_or_else(|| ConfigError::UnknownKey {
-                            key: name.clone(),
-                            origin: origin.clone(),
-                            known: self.known_keys(),
-                        })?;
+                        let key =
+                            self.key_for_env(rest)
+                                .ok_or_else(|| ConfigError::UnknownKey {
+                                    key: name.clone(),
+                                    origin: origin.clone(),
+                                    known: self.known_keys(),
+                                })?;
                         self.set_str(&key, &value, &origin)?;
                     }
                 }
@@ -248,7 +259,9 @@ impl ConfigLoader {
         let lower = rest.to_ascii_lowercase();
         self.merged.iter().find_map(|(section, keys)| {
             let key = lower.strip_prefix(&format!("{section}_"))?;
-            keys.as_table()?.contains_key(key).then(|| format!("{section}.{key}"))
+            keys.as_table()?
+                .contains_key(key)
+                .then(|| format!("{section}.{key}"))
         })
     }
 
@@ -289,7 +302,11 @@ impl ConfigLoader {
             return Err(ConfigError::BadOverride {
                 key: key.into(),
                 origin: origin.into(),
-                message: format!("expected a {}, got a {}", current.type_str(), value.type_str()),
+                message: format!(
+                    "expected a {}, got a {}",
+                    current.type_str(),
+                    value.type_str()
+                ),
             });
         }
         let (section, name) = key.split_once('.').expect("lookup checked the key shape");
@@ -349,7 +366,9 @@ impl Config {
         if !(url.starts_with("http://") || url.starts_with("https://")) || !url.ends_with('/') {
             return Err(ConfigError::Invalid {
                 key: "source.base_url",
-                message: format!("{url:?} is not accepted; expected an http:// or https:// URL ending in '/'"),
+                message: format!(
+                    "{url:?} is not accepted; expected an http:// or https:// URL ending in '/'"
+                ),
             });
         }
         reqwest::Url::parse(url).map_err(|e| ConfigError::Invalid {
@@ -358,26 +377,52 @@ impl Config {
         })?;
         range("source.timeout_secs", self.source.timeout_secs, 1, 86_400)?;
         range("source.retry_attempts", self.source.retry_attempts, 1, 10)?;
-        range("source.retry_backoff_ms", self.source.retry_backoff_ms, 0, 600_000)?;
-        tokio_cron_scheduler::Job::new_async(self.ingest.schedule.as_str(), |_, _| Box::pin(async {}))
-            .map_err(|e| ConfigError::Invalid {
-                key: "ingest.schedule",
-                message: format!(
-                    "{:?} is not a cron expression ({e}); expected six fields \
+        range(
+            "source.retry_backoff_ms",
+            self.source.retry_backoff_ms,
+            0,
+            600_000,
+        )?;
+        tokio_cron_scheduler::Job::new_async(self.ingest.schedule.as_str(), |_, _| {
+            Box::pin(async {})
+        })
+        .map_err(|e| ConfigError::Invalid {
+            key: "ingest.schedule",
+            message: format!(
+                "{:?} is not a cron expression ({e}); expected six fields \
                      'sec min hour day-of-month month day-of-week', e.g. \"0 */15 * * * *\"",
-                    self.ingest.schedule
-                ),
-            })?;
-        range("ingest.batches_per_run", self.ingest.batches_per_run, 1, 10_000)?;
+                self.ingest.schedule
+            ),
+        })?;
+        range(
+            "ingest.batches_per_run",
+            self.ingest.batches_per_run,
+            1,
+            10_000,
+        )?;
         range("ingest.workers", self.ingest.workers, 1, 64)?;
-        range("ingest.queue_capacity", self.ingest.queue_capacity, 1, 10_000)?;
-        range("ingest.max_download_mb", self.ingest.max_download_mb, 1, 102_400)?;
+        range(
+            "ingest.queue_capacity",
+            self.ingest.queue_capacity,
+            1,
+            10_000,
+        )?;
+        range(
+            "ingest.max_download_mb",
+            self.ingest.max_download_mb,
+            1,
+            102_400,
+        )?;
         range("query.max_concurrent", self.query.max_concurrent, 1, 64)?;
         range("query.threads", self.query.threads, 1, 64)?;
         if !LOG_LEVELS.contains(&self.log.level.as_str()) {
             return Err(ConfigError::Invalid {
                 key: "log.level",
-                message: format!("{:?} is not accepted; expected one of {}", self.log.level, LOG_LEVELS.join(", ")),
+                message: format!(
+                    "{:?} is not accepted; expected one of {}",
+                    self.log.level,
+                    LOG_LEVELS.join(", ")
+                ),
             });
         }
         Ok(())
@@ -388,10 +433,16 @@ impl Config {
     /// # Errors
     /// `ConfigError::Invalid` when it is not `IP:PORT`.
     pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
-        self.server.listen.parse().map_err(|_| ConfigError::Invalid {
-            key: "server.listen",
-            message: format!("{:?} is not accepted; expected IP:PORT, e.g. 127.0.0.1:8000", self.server.listen),
-        })
+        self.server
+            .listen
+            .parse()
+            .map_err(|_| ConfigError::Invalid {
+                key: "server.listen",
+                message: format!(
+                    "{:?} is not accepted; expected IP:PORT, e.g. 127.0.0.1:8000",
+                    self.server.listen
+                ),
+            })
     }
 }
 
@@ -400,7 +451,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect()
     }
 
     #[test]
@@ -419,7 +473,11 @@ mod tests {
     fn layers_apply_in_order_and_aliases_work() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("c.toml");
-        std::fs::write(&file, "[ingest]\nworkers = 3\nbatches_per_run = 7\n[log]\nformat = \"text\"\n").unwrap();
+        std::fs::write(
+            &file,
+            "[ingest]\nworkers = 3\nbatches_per_run = 7\n[log]\nformat = \"text\"\n",
+        )
+        .unwrap();
         let c = ConfigLoader::new()
             .file(&file)
             .unwrap()
@@ -444,7 +502,10 @@ mod tests {
     #[test]
     fn explicit_variable_beats_alias() {
         let c = ConfigLoader::new()
-            .env(env(&[("GDELT_LAKE_LAKE_DATA_DIR", "/explicit"), ("DATA_LAKE_PATH", "/alias")]))
+            .env(env(&[
+                ("GDELT_LAKE_LAKE_DATA_DIR", "/explicit"),
+                ("DATA_LAKE_PATH", "/alias"),
+            ]))
             .unwrap()
             .build()
             .unwrap();
@@ -454,21 +515,71 @@ mod tests {
     #[test]
     fn unknown_keys_and_bad_values_name_the_key() {
         let err = ConfigLoader::new().set("ingest.wrokers=2").err().unwrap();
-        assert!(err.to_string().starts_with("unknown configuration key `ingest.wrokers`"), "{err}");
-        let err = ConfigLoader::new().set("ingest.workers=many").err().unwrap();
+        assert!(
+            err.to_string()
+                .starts_with("unknown configuration key `ingest.wrokers`"),
+            "{err}"
+        );
+        let err = ConfigLoader::new()
+            .set("ingest.workers=many")
+            .err()
+            .unwrap();
         assert_eq!(
             err.to_string(),
             "invalid value for `ingest.workers` (from command line `ingest.workers=many`): expected a integer, got \"many\""
         );
-        let err = ConfigLoader::new().set("ingest.workers=0").unwrap().build().err().unwrap();
-        assert_eq!(err.to_string(), "invalid value for `ingest.workers`: 0 is out of range; accepted: 1..=64");
-        let err = ConfigLoader::new().set("log.format=xml").unwrap().build().err().unwrap();
-        assert!(err.to_string().contains("unknown variant `xml`, expected `json` or `text`"), "{err}");
-        let err = ConfigLoader::new().set("ingest.schedule=every day").unwrap().build().err().unwrap();
-        assert!(err.to_string().starts_with("invalid value for `ingest.schedule`: \"every day\" is not a cron expression"), "{err}");
-        let err = ConfigLoader::new().set("source.base_url=ftp://x/").unwrap().build().err().unwrap();
-        assert!(err.to_string().starts_with("invalid value for `source.base_url`"), "{err}");
-        let err = ConfigLoader::new().env(env(&[("GDELT_LAKE_NOPE", "1")])).err().unwrap();
-        assert!(err.to_string().starts_with("unknown configuration key `GDELT_LAKE_NOPE`"), "{err}");
+        let err = ConfigLoader::new()
+            .set("ingest.workers=0")
+            .unwrap()
+            .build()
+            .err()
+            .unwrap();
+        assert_eq!(
+            err.to_string(),
+            "invalid value for `ingest.workers`: 0 is out of range; accepted: 1..=64"
+        );
+        let err = ConfigLoader::new()
+            .set("log.format=xml")
+            .unwrap()
+            .build()
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string()
+                .contains("unknown variant `xml`, expected `json` or `text`"),
+            "{err}"
+        );
+        let err = ConfigLoader::new()
+            .set("ingest.schedule=every day")
+            .unwrap()
+            .build()
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string().starts_with(
+                "invalid value for `ingest.schedule`: \"every day\" is not a cron expression"
+            ),
+            "{err}"
+        );
+        let err = ConfigLoader::new()
+            .set("source.base_url=ftp://x/")
+            .unwrap()
+            .build()
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string()
+                .starts_with("invalid value for `source.base_url`"),
+            "{err}"
+        );
+        let err = ConfigLoader::new()
+            .env(env(&[("GDELT_LAKE_NOPE", "1")]))
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string()
+                .starts_with("unknown configuration key `GDELT_LAKE_NOPE`"),
+            "{err}"
+        );
     }
 }

@@ -143,9 +143,10 @@ impl IngestPool {
             return Err(SubmitError::ShuttingDown);
         }
         let catalog = self.catalog.clone();
-        let id = tokio::task::spawn_blocking(move || catalog.create_job(spec.kind(), &spec.params()))
-            .await
-            .map_err(|e| SubmitError::Task(e.to_string()))??;
+        let id =
+            tokio::task::spawn_blocking(move || catalog.create_job(spec.kind(), &spec.params()))
+                .await
+                .map_err(|e| SubmitError::Task(e.to_string()))??;
         let (done, done_rx) = oneshot::channel();
         permit.send(QueuedJob { id, spec, done });
         Ok(JobHandle { id, done: done_rx })
@@ -200,6 +201,13 @@ async fn dispatch(
     while running.join_next().await.is_some() {}
 }
 
+/// Files a job planned, finished (whatever the outcome) and failed.
+struct JobCounts {
+    total: usize,
+    finished: usize,
+    failed: usize,
+}
+
 struct JobContext {
     work: mpsc::Sender<WorkItem>,
     ingestor: Ingestor,
@@ -215,29 +223,40 @@ impl JobContext {
         let started = std::time::Instant::now();
         let outcome = self.execute(job.id, job.spec).await;
         let error = match &outcome {
-            Ok((_, 0)) => None,
-            Ok((_, failed)) => Some(format!("{failed} file(s) failed; see files[].error")),
+            Ok(s) if s.finished < s.total => Some(format!(
+                "stopped by shutdown after {} of {} file(s); the rest stay pending for a later run",
+                s.finished, s.total
+            )),
+            Ok(s) if s.failed > 0 => {
+                Some(format!("{} file(s) failed; see files[].error", s.failed))
+            }
+            Ok(_) => None,
             Err(e) => Some(e.clone()),
         };
         let catalog = self.catalog.clone();
         let recorded = error.clone();
         let id = job.id;
-        match tokio::task::spawn_blocking(move || catalog.finish_job(id, recorded.as_deref())).await {
+        match tokio::task::spawn_blocking(move || catalog.finish_job(id, recorded.as_deref())).await
+        {
             Ok(Ok(())) => {}
             Ok(Err(e)) => error!(self.log, "cannot record the job's end"; "error" => e.to_string()),
             Err(e) => error!(self.log, "cannot record the job's end"; "error" => e.to_string()),
         }
-        let files = outcome.as_ref().map(|(n, _)| *n).unwrap_or(0);
+        let files = outcome.as_ref().map(|s| s.total).unwrap_or(0);
         info!(self.log, "job finished"; "spec" => format!("{:?}", job.spec), "files" => files,
             "error" => error, "duration_ms" => started.elapsed().as_millis() as u64);
         self.metrics.jobs_running.dec();
         let _ = job.done.send(());
     }
 
-    /// Plans and runs the job; returns (files planned, files failed) or the planning error.
-    async fn execute(&self, id: i64, spec: JobSpec) -> Result<(usize, usize), String> {
+    /// Plans and runs the job; returns its counts, or the planning error.
+    async fn execute(&self, id: i64, spec: JobSpec) -> Result<JobCounts, String> {
         let files = match spec {
-            JobSpec::Latest { n_batches } => self.ingestor.plan_latest(n_batches).await.map_err(|e| e.to_string())?,
+            JobSpec::Latest { n_batches } => self
+                .ingestor
+                .plan_latest(n_batches)
+                .await
+                .map_err(|e| e.to_string())?,
         };
         let catalog = self.catalog.clone();
         let total = files.len();
@@ -274,17 +293,25 @@ impl JobContext {
                     failed += 1;
                 }
                 let catalog = self.catalog.clone();
-                match tokio::task::spawn_blocking(move || catalog.record_job_file(id, &result)).await {
+                match tokio::task::spawn_blocking(move || catalog.record_job_file(id, &result))
+                    .await
+                {
                     Ok(Ok(())) => {}
-                    Ok(Err(e)) => error!(self.log, "cannot record a file result"; "error" => e.to_string()),
-                    Err(e) => error!(self.log, "cannot record a file result"; "error" => e.to_string()),
+                    Ok(Err(e)) => {
+                        error!(self.log, "cannot record a file result"; "error" => e.to_string())
+                    }
+                    Err(e) => {
+                        error!(self.log, "cannot record a file result"; "error" => e.to_string())
+                    }
                 }
             }
             (finished, failed)
         };
         let ((), (finished, failed)) = tokio::join!(feed, collect);
-        // Files never started (shutdown) count as failed for this job; they stay pending.
-        let failed = failed + (total - finished);
-        Ok((total, failed))
+        Ok(JobCounts {
+            total,
+            finished,
+            failed,
+        })
     }
 }

@@ -56,7 +56,10 @@ impl Lake {
         std::fs::create_dir_all(&lake.root).map_err(io_err(&lake.root))?;
         std::fs::create_dir_all(&lake.tmp).map_err(io_err(&lake.tmp))?;
         let stale = std::time::Duration::from_secs(3600);
-        for entry in std::fs::read_dir(&lake.tmp).map_err(io_err(&lake.tmp))?.flatten() {
+        for entry in std::fs::read_dir(&lake.tmp)
+            .map_err(io_err(&lake.tmp))?
+            .flatten()
+        {
             let old = entry
                 .metadata()
                 .and_then(|m| m.modified())
@@ -148,12 +151,10 @@ impl ParquetSink {
         drop(file);
         let dir = self.target.parent().expect("batch paths have a parent");
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-        self.temp
-            .persist(&self.target)
-            .map_err(|e| LakeError::Io {
-                path: self.target.clone(),
-                source: e.error,
-            })?;
+        self.temp.persist(&self.target).map_err(|e| LakeError::Io {
+            path: self.target.clone(),
+            source: e.error,
+        })?;
         File::open(dir)
             .and_then(|d| d.sync_all())
             .map_err(io_err(dir))?;

@@ -174,7 +174,10 @@ impl Application {
             addr: listen.clone(),
             source,
         })?;
-        let addr = listener.local_addr().map_err(|source| AppError::Listen { addr: listen, source })?;
+        let addr = listener.local_addr().map_err(|source| AppError::Listen {
+            addr: listen,
+            source,
+        })?;
         let state = actix_web::web::Data::new(http::AppState {
             engine: engine.clone(),
             log: log.new(slog::o!("component" => "http")),

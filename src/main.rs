@@ -23,11 +23,17 @@ fn main() -> ExitCode {
         }
     };
     if cli.command == Some(Command::Config) {
-        print!("{}", toml::to_string_pretty(&config).expect("the configuration serialises"));
+        print!(
+            "{}",
+            toml::to_string_pretty(&config).expect("the configuration serialises")
+        );
         return ExitCode::SUCCESS;
     }
     let (log, guard) = logging::init(&config.log);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("gdelt-lake: cannot start the async runtime: {e}");
@@ -37,7 +43,9 @@ fn main() -> ExitCode {
     let outcome = runtime.block_on(async {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Ingest { latest } => ingest_once(config, latest as usize, &log).await,
-            Command::Serve | Command::Config => serve(config, &log).await.map(|()| ExitCode::SUCCESS),
+            Command::Serve | Command::Config => {
+                serve(config, &log).await.map(|()| ExitCode::SUCCESS)
+            }
         }
     });
     let code = match outcome {
@@ -57,7 +65,9 @@ fn main() -> ExitCode {
 async fn serve(config: gdelt_lake::config::Config, log: &Logger) -> anyhow::Result<()> {
     info!(log, "starting"; "version" => env!("CARGO_PKG_VERSION"),
         "config" => serde_json::to_string(&config).unwrap_or_default());
-    let app = Application::build(config, log.clone()).await.context("starting")?;
+    let app = Application::build(config, log.clone())
+        .await
+        .context("starting")?;
     let shutdown = CancellationToken::new();
     let trigger = shutdown.clone();
     let signals = log.clone();
@@ -86,9 +96,16 @@ async fn wait_for_signal() {
     }
 }
 
-async fn ingest_once(config: gdelt_lake::config::Config, latest: usize, log: &Logger) -> anyhow::Result<ExitCode> {
+async fn ingest_once(
+    config: gdelt_lake::config::Config,
+    latest: usize,
+    log: &Logger,
+) -> anyhow::Result<ExitCode> {
     let engine = Arc::new(Engine::open(config, log).context("starting")?);
-    let handle = engine.pool.submit(JobSpec::Latest { n_batches: latest }).await?;
+    let handle = engine
+        .pool
+        .submit(JobSpec::Latest { n_batches: latest })
+        .await?;
     // The job always signals completion; an error here means the pool stopped.
     let _ = handle.done.await;
     let catalog = engine.catalog.clone();
@@ -96,7 +113,10 @@ async fn ingest_once(config: gdelt_lake::config::Config, latest: usize, log: &Lo
         .await??
         .context("the job vanished from the catalog")?;
     engine.shutdown().await;
-    println!("{:<34} {:>10} {:>12}  status", "batch", "rows", "quarantined");
+    println!(
+        "{:<34} {:>10} {:>12}  status",
+        "batch", "rows", "quarantined"
+    );
     let mut failed = false;
     for file in &job.files {
         let status = match file.outcome {
@@ -105,7 +125,10 @@ async fn ingest_once(config: gdelt_lake::config::Config, latest: usize, log: &Lo
             FileOutcome::InProgressElsewhere => "in progress elsewhere".to_owned(),
             FileOutcome::Failed => {
                 failed = true;
-                format!("FAILED: {}", file.error.as_deref().unwrap_or("unknown error"))
+                format!(
+                    "FAILED: {}",
+                    file.error.as_deref().unwrap_or("unknown error")
+                )
             }
         };
         let count = |v: Option<i64>| v.map_or_else(|| "-".to_owned(), |v| v.to_string());
@@ -120,7 +143,16 @@ async fn ingest_once(config: gdelt_lake::config::Config, latest: usize, log: &Lo
         println!("job {} {}: {error}", job.id, job.state);
         failed = true;
     } else {
-        println!("job {} {}: {} batch(es)", job.id, job.state, job.files.len());
+        println!(
+            "job {} {}: {} batch(es)",
+            job.id,
+            job.state,
+            job.files.len()
+        );
     }
-    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -27,21 +27,32 @@ pub struct Metrics {
 impl Metrics {
     /// Creates and registers every metric.
     pub fn new() -> Self {
-        let registry = Registry::new_custom(Some("gdelt_lake".into()), None)
-            .expect("a valid metric prefix");
+        let registry =
+            Registry::new_custom(Some("gdelt_lake".into()), None).expect("a valid metric prefix");
         let http_requests = IntCounterVec::new(
-            Opts::new("http_requests_total", "HTTP requests answered, by route template and status"),
+            Opts::new(
+                "http_requests_total",
+                "HTTP requests answered, by route template and status",
+            ),
             &["method", "route", "status"],
         )
         .expect("valid metric");
         let http_duration = HistogramVec::new(
-            HistogramOpts::new("http_request_duration_seconds", "HTTP request latency, by route template")
-                .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+            HistogramOpts::new(
+                "http_request_duration_seconds",
+                "HTTP request latency, by route template",
+            )
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ]),
             &["method", "route"],
         )
         .expect("valid metric");
         let ingest_files = IntCounterVec::new(
-            Opts::new("ingest_files_total", "Files processed by ingestion, by table and outcome"),
+            Opts::new(
+                "ingest_files_total",
+                "Files processed by ingestion, by table and outcome",
+            ),
             &["table", "outcome"],
         )
         .expect("valid metric");
@@ -51,17 +62,26 @@ impl Metrics {
         )
         .expect("valid metric");
         let ingest_bytes = IntCounterVec::new(
-            Opts::new("ingest_downloaded_bytes_total", "Zip bytes downloaded and verified, by table"),
+            Opts::new(
+                "ingest_downloaded_bytes_total",
+                "Zip bytes downloaded and verified, by table",
+            ),
             &["table"],
         )
         .expect("valid metric");
         let ingest_quarantined = IntCounterVec::new(
-            Opts::new("ingest_quarantined_rows_total", "Lines set aside in quarantine, by table"),
+            Opts::new(
+                "ingest_quarantined_rows_total",
+                "Lines set aside in quarantine, by table",
+            ),
             &["table"],
         )
         .expect("valid metric");
         let ingest_failures = IntCounterVec::new(
-            Opts::new("ingest_failures_total", "Failed file ingestions, by table and stage"),
+            Opts::new(
+                "ingest_failures_total",
+                "Failed file ingestions, by table and stage",
+            ),
             &["table", "stage"],
         )
         .expect("valid metric");
@@ -73,12 +93,19 @@ impl Metrics {
             &["table"],
         )
         .expect("valid metric");
-        let jobs_running = IntGauge::new("ingest_jobs_running", "Ingestion jobs planned or running")
-            .expect("valid metric");
-        let files_waiting = IntGauge::new("ingest_files_waiting", "Files waiting for an ingestion worker")
-            .expect("valid metric");
-        let queries_running = IntGauge::new("queries_running", "Lake queries running or waiting for a connection")
-            .expect("valid metric");
+        let jobs_running =
+            IntGauge::new("ingest_jobs_running", "Ingestion jobs planned or running")
+                .expect("valid metric");
+        let files_waiting = IntGauge::new(
+            "ingest_files_waiting",
+            "Files waiting for an ingestion worker",
+        )
+        .expect("valid metric");
+        let queries_running = IntGauge::new(
+            "queries_running",
+            "Lake queries running or waiting for a connection",
+        )
+        .expect("valid metric");
         for collector in [
             Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(http_duration.clone()),
@@ -92,7 +119,9 @@ impl Metrics {
             Box::new(files_waiting.clone()),
             Box::new(queries_running.clone()),
         ] {
-            registry.register(collector).expect("each metric is registered once");
+            registry
+                .register(collector)
+                .expect("each metric is registered once");
         }
         Self {
             registry,

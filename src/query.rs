@@ -112,7 +112,9 @@ impl QueryEngine {
         threads: usize,
     ) -> Result<Self, QueryError> {
         let first = Connection::open_in_memory()?;
-        first.execute_batch(&format!("SET threads = {threads}; SET enable_progress_bar = false;"))?;
+        first.execute_batch(&format!(
+            "SET threads = {threads}; SET enable_progress_bar = false;"
+        ))?;
         let mut connections = Vec::with_capacity(max_concurrent);
         for _ in 1..max_concurrent {
             connections.push(first.try_clone()?);
@@ -136,7 +138,11 @@ impl QueryEngine {
     {
         self.metrics.queries_running.inc();
         let _running = RunningGuard(&self.metrics);
-        let _permit = self.permits.acquire().await.expect("the semaphore is never closed");
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
         let catalog = self.catalog.clone();
         let lake = self.lake.clone();
         let since = range.since.map(|d| d.format("%Y-%m-%d").to_string());
@@ -179,7 +185,12 @@ impl QueryEngine {
     ///
     /// # Errors
     /// Catalog or DuckDB failures.
-    pub async fn search(&self, text: Option<String>, range: DateRange, limit: usize) -> Result<SearchResult, QueryError> {
+    pub async fn search(
+        &self,
+        text: Option<String>,
+        range: DateRange,
+        limit: usize,
+    ) -> Result<SearchResult, QueryError> {
         let empty = SearchResult {
             count: 0,
             rows: Vec::new(),
@@ -250,7 +261,12 @@ impl QueryEngine {
     ///
     /// # Errors
     /// Catalog or DuckDB failures.
-    pub async fn top(&self, dimension: TopDimension, range: DateRange, limit: usize) -> Result<Vec<KeyCount>, QueryError> {
+    pub async fn top(
+        &self,
+        dimension: TopDimension,
+        range: DateRange,
+        limit: usize,
+    ) -> Result<Vec<KeyCount>, QueryError> {
         self.run(range, Vec::new(), move |conn, source| {
             let column = dimension.column();
             let sql = format!(

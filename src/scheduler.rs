@@ -31,9 +31,16 @@ impl Scheduler {
             let pool = pool.clone();
             let log = log.clone();
             Box::pin(async move {
-                match pool.submit(JobSpec::Latest { n_batches: batches_per_run }).await {
+                match pool
+                    .submit(JobSpec::Latest {
+                        n_batches: batches_per_run,
+                    })
+                    .await
+                {
                     Ok(handle) => info!(log, "scheduled ingestion queued"; "job_id" => handle.id),
-                    Err(e) => warn!(log, "scheduled ingestion not queued"; "error" => e.to_string()),
+                    Err(e) => {
+                        warn!(log, "scheduled ingestion not queued"; "error" => e.to_string())
+                    }
                 }
             })
         })?;

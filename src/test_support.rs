@@ -10,7 +10,10 @@ pub fn shared_dir() -> Option<PathBuf> {
     if dir.is_dir() {
         Some(dir)
     } else {
-        println!("skipped: real GDELT files not found at {} (set GDELT_SHARED_DIR)", dir.display());
+        println!(
+            "skipped: real GDELT files not found at {} (set GDELT_SHARED_DIR)",
+            dir.display()
+        );
         None
     }
 }
@@ -18,5 +21,8 @@ pub fn shared_dir() -> Option<PathBuf> {
 /// A file under the shared GDELT folder, as text.
 pub fn shared_file(relative: &str) -> Option<String> {
     let path = shared_dir()?.join(relative);
-    Some(std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display())))
+    Some(
+        std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("reading {}: {e}", path.display())),
+    )
 }

@@ -12,7 +12,9 @@ use crate::query::{KeyCount, ToneStats, TopDimension};
 
 /// Registers the routes.
 pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(top_event_codes).service(top_countries).service(tone);
+    cfg.service(top_event_codes)
+        .service(top_countries)
+        .service(tone);
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -50,7 +52,11 @@ pub struct TopResponse {
     pub rows: Vec<KeyCount>,
 }
 
-async fn top(state: web::Data<AppState>, query: TopQuery, dimension: TopDimension) -> Result<HttpResponse, ApiError> {
+async fn top(
+    state: web::Data<AppState>,
+    query: TopQuery,
+    dimension: TopDimension,
+) -> Result<HttpResponse, ApiError> {
     let dates = range(query.since.as_deref(), query.until.as_deref())?;
     let limit = bounded("limit", query.limit.as_deref(), 10, 1, 500)?;
     let rows = state.engine.query.top(dimension, dates, limit).await?;
@@ -73,7 +79,10 @@ async fn top(state: web::Data<AppState>, query: TopQuery, dimension: TopDimensio
     )
 )]
 #[get("/analytics/top-event-codes")]
-async fn top_event_codes(state: web::Data<AppState>, query: web::Query<TopQuery>) -> Result<HttpResponse, ApiError> {
+async fn top_event_codes(
+    state: web::Data<AppState>,
+    query: web::Query<TopQuery>,
+) -> Result<HttpResponse, ApiError> {
     top(state, query.into_inner(), TopDimension::EventCode).await
 }
 
@@ -90,7 +99,10 @@ async fn top_event_codes(state: web::Data<AppState>, query: web::Query<TopQuery>
     )
 )]
 #[get("/analytics/top-countries")]
-async fn top_countries(state: web::Data<AppState>, query: web::Query<TopQuery>) -> Result<HttpResponse, ApiError> {
+async fn top_countries(
+    state: web::Data<AppState>,
+    query: web::Query<TopQuery>,
+) -> Result<HttpResponse, ApiError> {
     top(state, query.into_inner(), TopDimension::ActionCountry).await
 }
 
@@ -107,7 +119,10 @@ async fn top_countries(state: web::Data<AppState>, query: web::Query<TopQuery>) 
     )
 )]
 #[get("/analytics/tone")]
-async fn tone(state: web::Data<AppState>, query: web::Query<ToneQuery>) -> Result<HttpResponse, ApiError> {
+async fn tone(
+    state: web::Data<AppState>,
+    query: web::Query<ToneQuery>,
+) -> Result<HttpResponse, ApiError> {
     let dates = range(query.since.as_deref(), query.until.as_deref())?;
     let stats = state.engine.query.tone(dates).await?;
     Ok(HttpResponse::Ok().json(stats))

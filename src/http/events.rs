@@ -45,7 +45,10 @@ pub struct SearchQuery {
     )
 )]
 #[get("/events/search")]
-async fn search(state: web::Data<AppState>, query: web::Query<SearchQuery>) -> Result<HttpResponse, ApiError> {
+async fn search(
+    state: web::Data<AppState>,
+    query: web::Query<SearchQuery>,
+) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
     let dates = range(query.since.as_deref(), query.until.as_deref())?;
     let limit = bounded("limit", query.limit.as_deref(), 50, 1, 500)?;

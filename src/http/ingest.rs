@@ -51,9 +51,16 @@ pub struct TriggerResponse {
     )
 )]
 #[post("/ingest/trigger")]
-async fn trigger(state: web::Data<AppState>, query: web::Query<TriggerQuery>) -> Result<HttpResponse, ApiError> {
+async fn trigger(
+    state: web::Data<AppState>,
+    query: web::Query<TriggerQuery>,
+) -> Result<HttpResponse, ApiError> {
     let n_batches = bounded("n_batches", query.n_batches.as_deref(), 1, 1, 1000)?;
-    let handle = state.engine.pool.submit(JobSpec::Latest { n_batches }).await?;
+    let handle = state
+        .engine
+        .pool
+        .submit(JobSpec::Latest { n_batches })
+        .await?;
     Ok(HttpResponse::Accepted().json(TriggerResponse {
         job_id: handle.id,
         queued: n_batches,

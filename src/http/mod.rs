@@ -59,10 +59,12 @@ pub fn app(
         InitError = (),
     >,
 > {
-    let query_errors = web::QueryConfig::default()
-        .error_handler(|err, _| ApiError::invalid("query", format!("invalid query string: {err}")).into());
-    let path_errors = web::PathConfig::default()
-        .error_handler(|err, _| ApiError::invalid("path", format!("invalid path parameter: {err}")).into());
+    let query_errors = web::QueryConfig::default().error_handler(|err, _| {
+        ApiError::invalid("query", format!("invalid query string: {err}")).into()
+    });
+    let path_errors = web::PathConfig::default().error_handler(|err, _| {
+        ApiError::invalid("path", format!("invalid path parameter: {err}")).into()
+    });
     let (app, api) = App::new()
         .into_utoipa_app()
         .openapi(ApiDoc::openapi())
@@ -87,7 +89,11 @@ pub fn app(
             }),
         )
         .default_service(web::to(|req: actix_web::HttpRequest| async move {
-            Err::<HttpResponse, _>(ApiError::NotFound(format!("no route for {} {}", req.method(), req.path())))
+            Err::<HttpResponse, _>(ApiError::NotFound(format!(
+                "no route for {} {}",
+                req.method(),
+                req.path()
+            )))
         }))
         .wrap(from_fn(observe))
 }

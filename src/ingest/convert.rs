@@ -32,7 +32,9 @@ pub enum ConvertError {
     SeveralMembers,
     #[error("zip member is named {found:?}, expected {expected:?}")]
     MemberName { expected: String, found: String },
-    #[error("zip member is corrupt: CRC-32 {actual:08x} does not match the recorded {expected:08x}")]
+    #[error(
+        "zip member is corrupt: CRC-32 {actual:08x} does not match the recorded {expected:08x}"
+    )]
     Crc { expected: u32, actual: u32 },
     #[error("reading the download: {0}")]
     Io(#[from] std::io::Error),
@@ -77,7 +79,11 @@ pub async fn convert(
         return Err(ConvertError::NoMember);
     };
     let entry = reading.reader().entry();
-    let found = entry.filename().as_str().map_err(|e| ConvertError::Zip(e.to_string()))?.to_owned();
+    let found = entry
+        .filename()
+        .as_str()
+        .map_err(|e| ConvertError::Zip(e.to_string()))?
+        .to_owned();
     if found != member_name {
         return Err(ConvertError::MemberName {
             expected: member_name.to_owned(),
@@ -221,7 +227,10 @@ mod tests {
     async fn write_zip(path: &Path, member: &str, content: &[u8]) {
         let mut writer = ZipFileWriter::new(Vec::<u8>::new());
         writer
-            .write_entry_whole(ZipEntryBuilder::new(member.to_owned().into(), Compression::Deflate), content)
+            .write_entry_whole(
+                ZipEntryBuilder::new(member.to_owned().into(), Compression::Deflate),
+                content,
+            )
             .await
             .unwrap();
         std::fs::write(path, writer.close().await.unwrap()).unwrap();
@@ -238,19 +247,27 @@ mod tests {
         let zip = dir.path().join("b.zip");
         write_zip(&zip, "20150218230000.export.CSV", content.as_bytes()).await;
         let target = "events/date=2015-02-18/20150218230000.parquet";
-        let converted = convert(&zip, "20150218230000.export.CSV", &EVENTS, &lake, target).await.unwrap();
+        let converted = convert(&zip, "20150218230000.export.CSV", &EVENTS, &lake, target)
+            .await
+            .unwrap();
         assert_eq!((converted.lines_read, converted.rows_stored), (3, 2));
         assert_eq!(converted.quarantined.len(), 1);
         assert_eq!(converted.quarantined[0].line_no, 2);
         assert_eq!(converted.quarantined[0].raw, bad);
-        assert!(!lake.absolute(target).exists(), "nothing appears before commit");
+        assert!(
+            !lake.absolute(target).exists(),
+            "nothing appears before commit"
+        );
         converted.sink.unwrap().commit().unwrap();
 
         let file = std::fs::File::open(lake.absolute(target)).unwrap();
         let builder = ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
         let compression = builder.metadata().row_group(0).column(0).compression();
         // Parquet records the codec, not its level.
-        assert!(matches!(compression, parquet::basic::Compression::ZSTD(_)), "{compression}");
+        assert!(
+            matches!(compression, parquet::basic::Compression::ZSTD(_)),
+            "{compression}"
+        );
         let batches: Vec<_> = builder.build().unwrap().collect::<Result<_, _>>().unwrap();
         assert_eq!(batches.len(), 1);
         let batch = &batches[0];
@@ -263,15 +280,29 @@ mod tests {
             match kind {
                 ColumnKind::Text => assert_eq!(col.as_string::<i32>().value(1), text, "{name}"),
                 ColumnKind::Int => {
-                    assert_eq!(col.as_primitive::<Int64Type>().value(1), text.parse::<i64>().unwrap(), "{name}")
+                    assert_eq!(
+                        col.as_primitive::<Int64Type>().value(1),
+                        text.parse::<i64>().unwrap(),
+                        "{name}"
+                    )
                 }
                 ColumnKind::Float => {
-                    assert_eq!(col.as_primitive::<Float64Type>().value(1), text.parse::<f64>().unwrap(), "{name}")
+                    assert_eq!(
+                        col.as_primitive::<Float64Type>().value(1),
+                        text.parse::<f64>().unwrap(),
+                        "{name}"
+                    )
                 }
-                ColumnKind::Date8 => assert_eq!(col.as_primitive::<Date32Type>().value(1), 16483, "{name}"),
+                ColumnKind::Date8 => {
+                    assert_eq!(col.as_primitive::<Date32Type>().value(1), 16483, "{name}")
+                }
                 ColumnKind::Flag => assert!(col.as_boolean().value(1), "{name}"),
                 ColumnKind::Timestamp14 => {
-                    assert_eq!(col.as_primitive::<TimestampSecondType>().value(1), 1_424_300_400, "{name}")
+                    assert_eq!(
+                        col.as_primitive::<TimestampSecondType>().value(1),
+                        1_424_300_400,
+                        "{name}"
+                    )
                 }
             }
         }
@@ -283,10 +314,16 @@ mod tests {
         let lake = Lake::open(dir.path()).unwrap();
         let zip = dir.path().join("b.zip");
         write_zip(&zip, "other.CSV", b"x\n").await;
-        let err = convert(&zip, "20150218230000.export.CSV", &EVENTS, &lake, "events/x.parquet")
-            .await
-            .err()
-            .unwrap();
+        let err = convert(
+            &zip,
+            "20150218230000.export.CSV",
+            &EVENTS,
+            &lake,
+            "events/x.parquet",
+        )
+        .await
+        .err()
+        .unwrap();
         assert_eq!(
             err.to_string(),
             "zip member is named \"other.CSV\", expected \"20150218230000.export.CSV\""

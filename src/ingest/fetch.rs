@@ -109,7 +109,9 @@ impl Source {
     async fn with_retries<T, F, Fut>(&self, mut op: F) -> Result<T, FetchError>
     where
         F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Result<(T, Option<Duration>), (FetchError, Option<Duration>)>>,
+        Fut: std::future::Future<
+            Output = Result<(T, Option<Duration>), (FetchError, Option<Duration>)>,
+        >,
     {
         let mut wait = self.backoff;
         let mut attempt = 1;
@@ -117,7 +119,8 @@ impl Source {
             match op().await {
                 Ok((value, _)) => return Ok(value),
                 Err((err, retry_after)) if err.is_transient() && attempt < self.attempts => {
-                    tokio::time::sleep(retry_after.unwrap_or(wait).min(Duration::from_secs(300))).await;
+                    tokio::time::sleep(retry_after.unwrap_or(wait).min(Duration::from_secs(300)))
+                        .await;
                     wait *= 2;
                     attempt += 1;
                 }
@@ -127,7 +130,12 @@ impl Source {
     }
 
     async fn get(&self, url: &str) -> Result<reqwest::Response, (FetchError, Option<Duration>)> {
-        let response = self.client.get(url).send().await.map_err(|e| (transport(url, &e), None))?;
+        let response = self
+            .client
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| (transport(url, &e), None))?;
         let status = response.status();
         if status != StatusCode::OK {
             let retry_after = response
@@ -152,7 +160,12 @@ impl Source {
     ///
     /// # Errors
     /// The listing cannot be fetched.
-    pub async fn latest(&self, listing: &str, kind: FileKind, n: usize) -> Result<Selection, FetchError> {
+    pub async fn latest(
+        &self,
+        listing: &str,
+        kind: FileKind,
+        n: usize,
+    ) -> Result<Selection, FetchError> {
         let url = self.url(listing);
         self.with_retries(|| async {
             let response = self.get(&url).await?;

@@ -84,7 +84,9 @@ pub fn parse_line(line: &str) -> Result<Option<ListedFile>, ListingLineError> {
     let [size, md5, url] = fields[..] else {
         return Err(ListingLineError::Fields(fields.len()));
     };
-    let size: u64 = size.parse().map_err(|_| ListingLineError::Size(size.into()))?;
+    let size: u64 = size
+        .parse()
+        .map_err(|_| ListingLineError::Size(size.into()))?;
     if md5.len() != 32 || !md5.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(ListingLineError::Md5(md5.into()));
     }
@@ -144,7 +146,8 @@ impl LatestBatches {
             Ok(_) => {}
             Err(e) => {
                 self.bad_lines += 1;
-                self.first_error.get_or_insert_with(|| format!("{e}: {line:?}"));
+                self.first_error
+                    .get_or_insert_with(|| format!("{e}: {line:?}"));
             }
         }
     }
@@ -207,9 +210,13 @@ mod tests {
 
     #[test]
     fn bad_lines_say_why() {
-        assert_eq!(parse_line("12 abc").unwrap_err(), ListingLineError::Fields(2));
         assert_eq!(
-            parse_line("x 297a16b493de7cf6ca809a7cc31d0b93 http://h/20150218230000.export.CSV.zip").unwrap_err(),
+            parse_line("12 abc").unwrap_err(),
+            ListingLineError::Fields(2)
+        );
+        assert_eq!(
+            parse_line("x 297a16b493de7cf6ca809a7cc31d0b93 http://h/20150218230000.export.CSV.zip")
+                .unwrap_err(),
             ListingLineError::Size("x".into())
         );
         assert_eq!(
@@ -224,7 +231,9 @@ mod tests {
 
     #[test]
     fn selects_the_newest_batches_of_one_kind_from_an_unordered_real_listing() {
-        let Some(text) = crate::test_support::shared_file("excerpts/masterfilelist.head-20150218.txt") else {
+        let Some(text) =
+            crate::test_support::shared_file("excerpts/masterfilelist.head-20150218.txt")
+        else {
             return;
         };
         let mut latest = LatestBatches::new(FileKind::Export, 3);

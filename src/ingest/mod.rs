@@ -80,7 +80,13 @@ where
 
 impl Ingestor {
     /// An ingestor over a source, lake and catalog.
-    pub fn new(source: Source, lake: Lake, catalog: Arc<Catalog>, metrics: Arc<Metrics>, log: Logger) -> Self {
+    pub fn new(
+        source: Source,
+        lake: Lake,
+        catalog: Arc<Catalog>,
+        metrics: Arc<Metrics>,
+        log: Logger,
+    ) -> Self {
         Self {
             source,
             lake,
@@ -98,14 +104,21 @@ impl Ingestor {
     pub async fn plan_latest(&self, n: usize) -> Result<Vec<ListedFile>, IngestError> {
         let mut selection = None;
         if n == 1 {
-            let last = self.source.latest("lastupdate.txt", FileKind::Export, 1).await?;
+            let last = self
+                .source
+                .latest("lastupdate.txt", FileKind::Export, 1)
+                .await?;
             if !last.files.is_empty() {
                 selection = Some(last);
             }
         }
         let selection = match selection {
             Some(s) => s,
-            None => self.source.latest("masterfilelist.txt", FileKind::Export, n).await?,
+            None => {
+                self.source
+                    .latest("masterfilelist.txt", FileKind::Export, n)
+                    .await?
+            }
         };
         if selection.bad_lines > 0 {
             warn!(self.log, "listing lines not understood";
@@ -122,7 +135,9 @@ impl Ingestor {
     /// Failures are recorded in the catalog and returned as a `Failed` result, never raised.
     pub async fn ingest_file(&self, file: &ListedFile, job_id: i64) -> FileResult {
         let started = Instant::now();
-        let log = self.log.new(o!("job_id" => job_id, "batch" => file.name.clone()));
+        let log = self
+            .log
+            .new(o!("job_id" => job_id, "batch" => file.name.clone()));
         let table = EVENTS_TABLE;
         let result = |outcome, rows: Option<(u64, u64)>, error: Option<String>| FileResult {
             file: file.name.clone(),
@@ -151,7 +166,14 @@ impl Ingestor {
                 };
                 self.metrics
                     .ingest_files
-                    .with_label_values(&[table, if outcome == FileOutcome::AlreadyIngested { "already_ingested" } else { "in_progress_elsewhere" }])
+                    .with_label_values(&[
+                        table,
+                        if outcome == FileOutcome::AlreadyIngested {
+                            "already_ingested"
+                        } else {
+                            "in_progress_elsewhere"
+                        },
+                    ])
                     .inc();
                 info!(log, "batch skipped"; "outcome" => format!("{outcome:?}"));
                 return result(outcome, None, None);
@@ -162,10 +184,22 @@ impl Ingestor {
 
         match self.store(file).await {
             Ok((rows, quarantined, bytes)) => {
-                self.metrics.ingest_files.with_label_values(&[table, "ingested"]).inc();
-                self.metrics.ingest_rows.with_label_values(&[table]).inc_by(rows);
-                self.metrics.ingest_quarantined.with_label_values(&[table]).inc_by(quarantined);
-                self.metrics.ingest_bytes.with_label_values(&[table]).inc_by(bytes);
+                self.metrics
+                    .ingest_files
+                    .with_label_values(&[table, "ingested"])
+                    .inc();
+                self.metrics
+                    .ingest_rows
+                    .with_label_values(&[table])
+                    .inc_by(rows);
+                self.metrics
+                    .ingest_quarantined
+                    .with_label_values(&[table])
+                    .inc_by(quarantined);
+                self.metrics
+                    .ingest_bytes
+                    .with_label_values(&[table])
+                    .inc_by(bytes);
                 self.metrics
                     .observe_batch(table, file.timestamp.and_utc().timestamp() as f64);
                 info!(log, "batch ingested"; "rows" => rows, "quarantined" => quarantined,
@@ -174,8 +208,14 @@ impl Ingestor {
             }
             Err(e) => {
                 let reason = e.to_string();
-                self.metrics.ingest_files.with_label_values(&[table, "failed"]).inc();
-                self.metrics.ingest_failures.with_label_values(&[table, e.stage()]).inc();
+                self.metrics
+                    .ingest_files
+                    .with_label_values(&[table, "failed"])
+                    .inc();
+                self.metrics
+                    .ingest_failures
+                    .with_label_values(&[table, e.stage()])
+                    .inc();
                 error!(log, "batch failed"; "error" => &reason, "stage" => e.stage(),
                     "duration_ms" => started.elapsed().as_millis() as u64);
                 let catalog = self.catalog.clone();
@@ -200,8 +240,14 @@ impl Ingestor {
         let download = self.source.download(file, self.lake.tmp_dir()).await?;
         let member = file.name.strip_suffix(".zip").unwrap_or(&file.name);
         let target = Lake::batch_path(EVENTS_TABLE, file.timestamp);
-        let converted =
-            convert::convert(download.file.path(), member, &parse::EVENTS, &self.lake, &target).await?;
+        let converted = convert::convert(
+            download.file.path(),
+            member,
+            &parse::EVENTS,
+            &self.lake,
+            &target,
+        )
+        .await?;
         drop(download);
         let rows = converted.rows_stored;
         let quarantined = converted.quarantined.len() as u64;

@@ -192,7 +192,8 @@ fn parse_cell<'a>(kind: ColumnKind, text: &'a str) -> Result<Cell<'a>, &'static 
             if text.len() != 8 || !text.bytes().all(|b| b.is_ascii_digit()) {
                 return Err("not a YYYYMMDD date");
             }
-            let date = NaiveDate::parse_from_str(text, "%Y%m%d").map_err(|_| "not a valid YYYYMMDD date")?;
+            let date = NaiveDate::parse_from_str(text, "%Y%m%d")
+                .map_err(|_| "not a valid YYYYMMDD date")?;
             Cell::Date(days_since_epoch(date))
         }
         ColumnKind::Flag => match text {
@@ -257,13 +258,14 @@ impl RowParser {
             reason,
             raw: String::from_utf8_lossy(bytes).into_owned(),
         };
-        let line = std::str::from_utf8(bytes).map_err(|e| {
-            quarantine(format!("invalid UTF-8 at byte {}", e.valid_up_to()))
-        })?;
+        let line = std::str::from_utf8(bytes)
+            .map_err(|e| quarantine(format!("invalid UTF-8 at byte {}", e.valid_up_to())))?;
         let expected = self.layout.columns.len();
         let found = line.split('\t').count();
         if found != expected {
-            return Err(quarantine(format!("expected {expected} fields, found {found}")));
+            return Err(quarantine(format!(
+                "expected {expected} fields, found {found}"
+            )));
         }
         // Validate the whole row before touching the builders, so a bad field cannot leave a
         // half-appended row behind.
@@ -354,7 +356,8 @@ pub(crate) mod tests {
     #[test]
     fn every_column_lands_in_its_own_place() {
         let mut p = RowParser::new(&EVENTS);
-        p.push_line(1, distinct_row().join("\t").as_bytes()).unwrap();
+        p.push_line(1, distinct_row().join("\t").as_bytes())
+            .unwrap();
         let batch = p.finish_batch().unwrap();
         assert_eq!(batch.num_rows(), 1);
         for (i, (name, kind)) in EVENTS.columns.iter().enumerate() {
@@ -365,7 +368,10 @@ pub(crate) mod tests {
                 Float => assert_eq!(col.as_primitive::<Float64Type>().value(0), i as f64 + 0.25),
                 Date8 => assert_eq!(col.as_primitive::<Date32Type>().value(0), 16483),
                 Flag => assert!(col.as_boolean().value(0)),
-                Timestamp14 => assert_eq!(col.as_primitive::<TimestampSecondType>().value(0), 1_424_300_400),
+                Timestamp14 => assert_eq!(
+                    col.as_primitive::<TimestampSecondType>().value(0),
+                    1_424_300_400
+                ),
             }
         }
     }
@@ -381,7 +387,10 @@ pub(crate) mod tests {
         assert_eq!(err.reason, "expected 61 fields, found 60");
         assert_eq!(err.raw, short);
         let err = p.push_line(8, long.as_bytes()).unwrap_err();
-        assert_eq!((err.line_no, err.reason.as_str()), (8, "expected 61 fields, found 62"));
+        assert_eq!(
+            (err.line_no, err.reason.as_str()),
+            (8, "expected 61 fields, found 62")
+        );
         assert_eq!(p.buffered_rows(), 0);
     }
 
@@ -400,7 +409,8 @@ pub(crate) mod tests {
         bytes[2] = 0xff;
         let err = p.push_line(5, &bytes).unwrap_err();
         assert_eq!(err.reason, "invalid UTF-8 at byte 2");
-        p.push_line(6, distinct_row().join("\t").as_bytes()).unwrap();
+        p.push_line(6, distinct_row().join("\t").as_bytes())
+            .unwrap();
         let batch = p.finish_batch().unwrap();
         assert_eq!(batch.num_rows(), 1);
         for col in batch.columns() {

@@ -15,11 +15,38 @@ async fn sample_mirror() -> Mirror {
         .add_export(
             B1,
             &[
-                event_row(1, B1, &[("EventCode", "010"), ("ActionGeo_CountryCode", "US"), ("AvgTone", "-2.5")]),
-                event_row(2, B1, &[("EventCode", "010"), ("ActionGeo_CountryCode", "UP"), ("AvgTone", "1.5"),
-                    ("Actor1Name", "Kyiv Protesters"), ("ActionGeo_FullName", "Kyiv, Kyyiv, Misto, Ukraine")]),
-                event_row(3, B1, &[("EventCode", "04"), ("EventBaseCode", "04"), ("EventRootCode", "04"),
-                    ("ActionGeo_CountryCode", "US"), ("AvgTone", "3.0"), ("Actor2Name", "Quote\"Inside")]),
+                event_row(
+                    1,
+                    B1,
+                    &[
+                        ("EventCode", "010"),
+                        ("ActionGeo_CountryCode", "US"),
+                        ("AvgTone", "-2.5"),
+                    ],
+                ),
+                event_row(
+                    2,
+                    B1,
+                    &[
+                        ("EventCode", "010"),
+                        ("ActionGeo_CountryCode", "UP"),
+                        ("AvgTone", "1.5"),
+                        ("Actor1Name", "Kyiv Protesters"),
+                        ("ActionGeo_FullName", "Kyiv, Kyyiv, Misto, Ukraine"),
+                    ],
+                ),
+                event_row(
+                    3,
+                    B1,
+                    &[
+                        ("EventCode", "04"),
+                        ("EventBaseCode", "04"),
+                        ("EventRootCode", "04"),
+                        ("ActionGeo_CountryCode", "US"),
+                        ("AvgTone", "3.0"),
+                        ("Actor2Name", "Quote\"Inside"),
+                    ],
+                ),
             ],
         )
         .await;
@@ -27,19 +54,47 @@ async fn sample_mirror() -> Mirror {
         .add_export(
             B2,
             &[
-                event_row(4, B2, &[("EventCode", "0211"), ("ActionGeo_CountryCode", "CH"), ("AvgTone", "-4.0"),
-                    ("SOURCEURL", "https://news.example.org/KYIV-talks")]),
+                event_row(
+                    4,
+                    B2,
+                    &[
+                        ("EventCode", "0211"),
+                        ("ActionGeo_CountryCode", "CH"),
+                        ("AvgTone", "-4.0"),
+                        ("SOURCEURL", "https://news.example.org/KYIV-talks"),
+                    ],
+                ),
                 // 60 fields: quarantined as line 2.
-                event_row(5, B2, &[]).rsplit_once('\t').unwrap().0.to_owned(),
-                event_row(6, B2, &[("EventCode", "010"), ("ActionGeo_CountryCode", ""), ("AvgTone", "2.0")]),
+                event_row(5, B2, &[])
+                    .rsplit_once('\t')
+                    .unwrap()
+                    .0
+                    .to_owned(),
+                event_row(
+                    6,
+                    B2,
+                    &[
+                        ("EventCode", "010"),
+                        ("ActionGeo_CountryCode", ""),
+                        ("AvgTone", "2.0"),
+                    ],
+                ),
             ],
         )
         .await;
     mirror
         .add_export(
             B3,
-            &[event_row(7, B3, &[("EventCode", "190"), ("ActionGeo_CountryCode", "UK"), ("AvgTone", "-10.0"),
-                ("ActionGeo_FullName", "Zürich, Zurich, Switzerland")])],
+            &[event_row(
+                7,
+                B3,
+                &[
+                    ("EventCode", "190"),
+                    ("ActionGeo_CountryCode", "UK"),
+                    ("AvgTone", "-10.0"),
+                    ("ActionGeo_FullName", "Zürich, Zurich, Switzerland"),
+                ],
+            )],
         )
         .await;
     mirror
@@ -49,12 +104,22 @@ fn keys(rows: &Value) -> Vec<(String, i64)> {
     rows.as_array()
         .unwrap()
         .iter()
-        .map(|r| (r["key"].as_str().unwrap().to_owned(), r["n"].as_i64().unwrap()))
+        .map(|r| {
+            (
+                r["key"].as_str().unwrap().to_owned(),
+                r["n"].as_i64().unwrap(),
+            )
+        })
         .collect()
 }
 
 fn ids(body: &Value) -> Vec<i64> {
-    body["rows"].as_array().unwrap().iter().map(|r| r["GlobalEventID"].as_i64().unwrap()).collect()
+    body["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["GlobalEventID"].as_i64().unwrap())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -67,7 +132,10 @@ async fn trigger_ingests_and_every_endpoint_answers_exactly() {
     assert_eq!(job["state"], "succeeded", "{job}");
     assert_eq!(job["kind"], "latest");
     assert_eq!(job["params"], json!({"n_batches": 3}));
-    assert_eq!((job["total"].as_i64(), job["finished"].as_i64()), (Some(3), Some(3)));
+    assert_eq!(
+        (job["total"].as_i64(), job["finished"].as_i64()),
+        (Some(3), Some(3))
+    );
     let mut files: Vec<(String, String, i64, i64)> = job["files"]
         .as_array()
         .unwrap()
@@ -92,7 +160,11 @@ async fn trigger_ingests_and_every_endpoint_answers_exactly() {
     );
 
     // The malformed line is kept aside with its line number and raw text.
-    let quarantined = app.engine.catalog.quarantined(&format!("{B2}.export.CSV.zip")).unwrap();
+    let quarantined = app
+        .engine
+        .catalog
+        .quarantined(&format!("{B2}.export.CSV.zip"))
+        .unwrap();
     assert_eq!(quarantined.len(), 1);
     assert_eq!(quarantined[0].0, 2);
     assert_eq!(quarantined[0].1, "expected 61 fields, found 60");
@@ -137,7 +209,9 @@ async fn trigger_ingests_and_every_endpoint_answers_exactly() {
     assert_eq!(ids(&body), vec![3]);
     assert_eq!(body["rows"][0]["Actor2Name"], "Quote\"Inside");
     // since/until are inclusive batch dates; limit caps the rows.
-    let (_, body) = app.get("/api/v1/events/search?since=2015-02-19&until=2015-02-19").await;
+    let (_, body) = app
+        .get("/api/v1/events/search?since=2015-02-19&until=2015-02-19")
+        .await;
     assert_eq!(ids(&body), vec![6, 4]);
     let (_, body) = app.get("/api/v1/events/search?limit=2").await;
     assert_eq!(ids(&body), vec![7, 6]);
@@ -150,32 +224,57 @@ async fn trigger_ingests_and_every_endpoint_answers_exactly() {
     assert_eq!(body["field"], "EventCode");
     assert_eq!(
         keys(&body["rows"]),
-        vec![("010".into(), 3), ("0211".into(), 1), ("04".into(), 1), ("190".into(), 1)]
+        vec![
+            ("010".into(), 3),
+            ("0211".into(), 1),
+            ("04".into(), 1),
+            ("190".into(), 1)
+        ]
     );
-    let (_, body) = app.get("/api/v1/analytics/top-event-codes?limit=1&since=2015-02-19").await;
+    let (_, body) = app
+        .get("/api/v1/analytics/top-event-codes?limit=1&since=2015-02-19")
+        .await;
     assert_eq!(keys(&body["rows"]), vec![("010".into(), 1)]);
     let (_, body) = app.get("/api/v1/analytics/top-countries").await;
     assert_eq!(body["field"], "ActionGeo_CountryCode");
     assert_eq!(
         keys(&body["rows"]),
-        vec![("US".into(), 2), ("CH".into(), 1), ("UK".into(), 1), ("UP".into(), 1)]
+        vec![
+            ("US".into(), 2),
+            ("CH".into(), 1),
+            ("UK".into(), 1),
+            ("UP".into(), 1)
+        ]
     );
-    let (_, body) = app.get("/api/v1/analytics/top-countries?until=2015-02-18").await;
-    assert_eq!(keys(&body["rows"]), vec![("US".into(), 2), ("UP".into(), 1)]);
+    let (_, body) = app
+        .get("/api/v1/analytics/top-countries?until=2015-02-18")
+        .await;
+    assert_eq!(
+        keys(&body["rows"]),
+        vec![("US".into(), 2), ("UP".into(), 1)]
+    );
     let (_, body) = app.get("/api/v1/analytics/tone").await;
     assert_eq!(
         body,
         json!({"available": true, "n": 6, "avg_tone": -10.0 / 6.0, "min_tone": -10.0, "max_tone": 3.0})
     );
     let (_, body) = app.get("/api/v1/analytics/tone?since=2015-02-21").await;
-    assert_eq!(body, json!({"available": false, "n": 0, "avg_tone": null, "min_tone": null, "max_tone": null}));
+    assert_eq!(
+        body,
+        json!({"available": false, "n": 0, "avg_tone": null, "min_tone": null, "max_tone": null})
+    );
 
     // Re-triggering stores nothing twice and downloads nothing again.
     let zip_hits = server.hits(&format!("{B1}.export.CSV.zip"));
     assert_eq!(zip_hits, 1);
     let again = app.ingest(3).await;
     assert_eq!(again["state"], "succeeded");
-    let outcomes: Vec<&str> = again["files"].as_array().unwrap().iter().map(|f| f["outcome"].as_str().unwrap()).collect();
+    let outcomes: Vec<&str> = again["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["outcome"].as_str().unwrap())
+        .collect();
     assert_eq!(outcomes, vec!["already_ingested"; 3]);
     assert_eq!(server.hits(&format!("{B1}.export.CSV.zip")), 1);
     let (_, body) = app.get("/api/v1/analytics/tone").await;
@@ -188,12 +287,29 @@ async fn trigger_ingests_and_every_endpoint_answers_exactly() {
     assert_eq!(health["lake"]["newest_batch"], B3);
 
     // Metrics: route templates, ingestion counters, newest batch time.
-    let metrics = app.client.get(format!("{}/metrics", app.base)).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("gdelt_lake_ingest_rows_total{table=\"events\"} 6"), "{metrics}");
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("gdelt_lake_ingest_rows_total{table=\"events\"} 6"),
+        "{metrics}"
+    );
     assert!(metrics.contains("gdelt_lake_ingest_quarantined_rows_total{table=\"events\"} 1"));
-    assert!(metrics.contains("gdelt_lake_ingest_files_total{outcome=\"ingested\",table=\"events\"} 3"));
-    assert!(metrics.contains("gdelt_lake_ingest_files_total{outcome=\"already_ingested\",table=\"events\"} 3"));
-    assert!(metrics.contains("gdelt_lake_ingest_last_success_batch_timestamp_seconds{table=\"events\"} 1424427300"));
+    assert!(
+        metrics.contains("gdelt_lake_ingest_files_total{outcome=\"ingested\",table=\"events\"} 3")
+    );
+    assert!(metrics.contains(
+        "gdelt_lake_ingest_files_total{outcome=\"already_ingested\",table=\"events\"} 3"
+    ));
+    assert!(metrics.contains(
+        "gdelt_lake_ingest_last_success_batch_timestamp_seconds{table=\"events\"} 1424427300"
+    ));
     assert!(metrics.contains(
         "gdelt_lake_http_requests_total{method=\"GET\",route=\"/api/v1/ingest/jobs/{id}\",status=\"200\"}"
     ));
@@ -208,10 +324,21 @@ async fn only_the_newest_batches_are_taken_and_a_restart_keeps_the_lake() {
     let server = MirrorServer::start(mirror.dir.path());
     let app = TestApp::start(&server.base_url).await;
     let job = app.ingest(1).await;
-    let files: Vec<&str> = job["files"].as_array().unwrap().iter().map(|f| f["file"].as_str().unwrap()).collect();
+    let files: Vec<&str> = job["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["file"].as_str().unwrap())
+        .collect();
     assert_eq!(files, vec![format!("{B3}.export.CSV.zip")]);
     // n=1 reads lastupdate.txt, not the master list.
-    assert_eq!((server.hits("lastupdate.txt"), server.hits("masterfilelist.txt")), (1, 0));
+    assert_eq!(
+        (
+            server.hits("lastupdate.txt"),
+            server.hits("masterfilelist.txt")
+        ),
+        (1, 0)
+    );
     let job = app.ingest(2).await;
     let outcomes: Vec<(&str, &str)> = job["files"]
         .as_array()
@@ -241,7 +368,10 @@ async fn an_empty_lake_answers_empty_results() {
     let mirror = Mirror::new();
     let server = MirrorServer::start(mirror.dir.path());
     let app = TestApp::start(&server.base_url).await;
-    assert_eq!(app.get("/api/v1/events/search?query=x").await, (200, json!({"count": 0, "rows": []})));
+    assert_eq!(
+        app.get("/api/v1/events/search?query=x").await,
+        (200, json!({"count": 0, "rows": []}))
+    );
     assert_eq!(
         app.get("/api/v1/analytics/top-event-codes").await,
         (200, json!({"field": "EventCode", "rows": []}))
@@ -252,7 +382,10 @@ async fn an_empty_lake_answers_empty_results() {
     );
     assert_eq!(
         app.get("/api/v1/analytics/tone").await,
-        (200, json!({"available": false, "n": 0, "avg_tone": null, "min_tone": null, "max_tone": null}))
+        (
+            200,
+            json!({"available": false, "n": 0, "avg_tone": null, "min_tone": null, "max_tone": null})
+        )
     );
     let (status, health) = app.get("/health").await;
     assert_eq!(status, 200);
@@ -268,19 +401,55 @@ async fn bad_parameters_answer_400_naming_the_parameter() {
     let server = MirrorServer::start(mirror.dir.path());
     let app = TestApp::start(&server.base_url).await;
     let cases = [
-        ("/api/v1/events/search?limit=0", "limit", "limit must be an integer from 1 to 500, got \"0\""),
-        ("/api/v1/events/search?limit=501", "limit", "limit must be an integer from 1 to 500, got \"501\""),
-        ("/api/v1/events/search?limit=ten", "limit", "limit must be an integer from 1 to 500, got \"ten\""),
-        ("/api/v1/events/search?since=yesterday", "since", "since must be a date as YYYY-MM-DD, got \"yesterday\""),
-        ("/api/v1/analytics/top-event-codes?until=2015-13-01", "until", "until must be a date as YYYY-MM-DD, got \"2015-13-01\""),
-        ("/api/v1/analytics/top-countries?since=2015-02-20&until=2015-02-19", "since", "since (2015-02-20) is after until (2015-02-19)"),
-        ("/api/v1/analytics/tone?since=2015-02-18%27%3B%20DROP%20TABLE%20x", "since", "since must be a date as YYYY-MM-DD, got \"2015-02-18'; DROP TABLE x\""),
-        ("/api/v1/ingest/jobs/abc", "id", "id must be an integer, got \"abc\""),
+        (
+            "/api/v1/events/search?limit=0",
+            "limit",
+            "limit must be an integer from 1 to 500, got \"0\"",
+        ),
+        (
+            "/api/v1/events/search?limit=501",
+            "limit",
+            "limit must be an integer from 1 to 500, got \"501\"",
+        ),
+        (
+            "/api/v1/events/search?limit=ten",
+            "limit",
+            "limit must be an integer from 1 to 500, got \"ten\"",
+        ),
+        (
+            "/api/v1/events/search?since=yesterday",
+            "since",
+            "since must be a date as YYYY-MM-DD, got \"yesterday\"",
+        ),
+        (
+            "/api/v1/analytics/top-event-codes?until=2015-13-01",
+            "until",
+            "until must be a date as YYYY-MM-DD, got \"2015-13-01\"",
+        ),
+        (
+            "/api/v1/analytics/top-countries?since=2015-02-20&until=2015-02-19",
+            "since",
+            "since (2015-02-20) is after until (2015-02-19)",
+        ),
+        (
+            "/api/v1/analytics/tone?since=2015-02-18%27%3B%20DROP%20TABLE%20x",
+            "since",
+            "since must be a date as YYYY-MM-DD, got \"2015-02-18'; DROP TABLE x\"",
+        ),
+        (
+            "/api/v1/ingest/jobs/abc",
+            "id",
+            "id must be an integer, got \"abc\"",
+        ),
     ];
     for (path, parameter, message) in cases {
         let (status, body) = app.get(path).await;
         assert_eq!(status, 400, "{path}");
-        assert_eq!(body, json!({"code": "invalid_parameter", "message": message, "parameter": parameter}), "{path}");
+        assert_eq!(
+            body,
+            json!({"code": "invalid_parameter", "message": message, "parameter": parameter}),
+            "{path}"
+        );
     }
     let (status, body) = app.post("/api/v1/ingest/trigger?n_batches=0").await;
     assert_eq!(status, 400);
@@ -289,9 +458,21 @@ async fn bad_parameters_answer_400_naming_the_parameter() {
         json!({"code": "invalid_parameter", "message": "n_batches must be an integer from 1 to 1000, got \"0\"", "parameter": "n_batches"})
     );
     let (status, body) = app.get("/api/v1/ingest/jobs/999").await;
-    assert_eq!((status, body), (404, json!({"code": "not_found", "message": "no job with id 999"})));
+    assert_eq!(
+        (status, body),
+        (
+            404,
+            json!({"code": "not_found", "message": "no job with id 999"})
+        )
+    );
     let (status, body) = app.get("/api/v1/nope").await;
-    assert_eq!((status, body), (404, json!({"code": "not_found", "message": "no route for GET /api/v1/nope"})));
+    assert_eq!(
+        (status, body),
+        (
+            404,
+            json!({"code": "not_found", "message": "no route for GET /api/v1/nope"})
+        )
+    );
     app.stop().await;
     server.stop().await;
 }
@@ -303,7 +484,12 @@ async fn openapi_document_and_swagger_ui_are_served() {
     let app = TestApp::start(&server.base_url).await;
     let (status, doc) = app.get("/openapi.json").await;
     assert_eq!(status, 200);
-    let mut paths: Vec<&str> = doc["paths"].as_object().unwrap().keys().map(String::as_str).collect();
+    let mut paths: Vec<&str> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
     paths.sort_unstable();
     assert_eq!(
         paths,
@@ -327,15 +513,80 @@ async fn openapi_document_and_swagger_ui_are_served() {
         .clone();
     assert_eq!(limit["schema"]["maximum"], 500);
     assert!(doc["paths"]["/api/v1/ingest/trigger"]["post"]["responses"]["503"].is_object());
-    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let redirect = client.get(format!("{}/docs", app.base)).send().await.unwrap();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let redirect = client
+        .get(format!("{}/docs", app.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(redirect.status().as_u16(), 308);
     assert_eq!(redirect.headers()["location"], "/docs/");
-    let page = app.client.get(format!("{}/docs/", app.base)).send().await.unwrap();
+    let page = app
+        .client
+        .get(format!("{}/docs/", app.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(page.status().as_u16(), 200);
     assert!(page.text().await.unwrap().contains("swagger-ui"));
-    let init = app.client.get(format!("{}/docs/swagger-initializer.js", app.base)).send().await.unwrap();
+    let init = app
+        .client
+        .get(format!("{}/docs/swagger-initializer.js", app.base))
+        .send()
+        .await
+        .unwrap();
     assert!(init.text().await.unwrap().contains("/openapi.json"));
+    app.stop().await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scheduler_ingests_and_overlapping_runs_store_each_batch_once() {
+    let mirror = sample_mirror().await;
+    let server = MirrorServer::start(mirror.dir.path());
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut config = crate::support::test_config(data_dir.path(), &server.base_url);
+    // Every second, two batches per run: runs overlap while the first is still working.
+    config.ingest.scheduler_enabled = true;
+    config.ingest.schedule = "* * * * * *".into();
+    config.ingest.batches_per_run = 2;
+    let app = TestApp::start_with(config, data_dir).await;
+    let mut jobs = Vec::new();
+    for id in 1..=3 {
+        let mut job = Value::Null;
+        for _ in 0..200 {
+            let (status, body) = app.get(&format!("/api/v1/ingest/jobs/{id}")).await;
+            if status == 200 && (body["state"] == "succeeded" || body["state"] == "failed") {
+                job = body;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(job["state"], "succeeded", "job {id}: {job}");
+        assert_eq!(job["kind"], "latest");
+        jobs.push(job);
+    }
+    let ingested: Vec<String> = jobs
+        .iter()
+        .flat_map(|j| j["files"].as_array().unwrap().clone())
+        .filter(|f| f["outcome"] == "ingested")
+        .map(|f| f["file"].as_str().unwrap().to_owned())
+        .collect();
+    let mut sorted = ingested.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        vec![
+            format!("{B2}.export.CSV.zip"),
+            format!("{B3}.export.CSV.zip")
+        ]
+    );
+    assert_eq!(server.hits(&format!("{B2}.export.CSV.zip")), 1);
+    let (_, tone) = app.get("/api/v1/analytics/tone").await;
+    assert_eq!(tone["n"], 3);
     app.stop().await;
     server.stop().await;
 }

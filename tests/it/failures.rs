@@ -37,7 +37,10 @@ async fn assert_bad_batch_fails(mirror: &Mirror, reason: &str) -> (MirrorServer,
     assert_eq!(bad["outcome"], "failed");
     assert_eq!(bad["error"], reason);
     let good = file_result(&job, &format!("{GOOD}.export.CSV.zip"));
-    assert_eq!((good["outcome"].as_str(), good["rows_stored"].as_i64()), (Some("ingested"), Some(1)));
+    assert_eq!(
+        (good["outcome"].as_str(), good["rows_stored"].as_i64()),
+        (Some("ingested"), Some(1))
+    );
     let (lake, tmp) = app.lake_files();
     assert_eq!(lake.len(), 1, "{lake:?}");
     assert!(lake[0].ends_with(&format!("events/date=2015-02-18/{GOOD}.parquet")));
@@ -49,7 +52,11 @@ async fn assert_bad_batch_fails(mirror: &Mirror, reason: &str) -> (MirrorServer,
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_md5_fails_the_file_and_a_fixed_listing_retries_it() {
-    let zip = zip_bytes(&format!("{BAD}.export.CSV"), format!("{}\n", event_row(2, BAD, &[])).as_bytes()).await;
+    let zip = zip_bytes(
+        &format!("{BAD}.export.CSV"),
+        format!("{}\n", event_row(2, BAD, &[])).as_bytes(),
+    )
+    .await;
     let real = md5_hex(&zip);
     let mut mirror = mirror_with_bad(&zip, Some("00000000000000000000000000000000")).await;
     let reason = format!(
@@ -57,14 +64,26 @@ async fn wrong_md5_fails_the_file_and_a_fixed_listing_retries_it() {
     );
     let (server, app) = assert_bad_batch_fails(&mirror, &reason).await;
     let name = format!("{BAD}.export.CSV.zip");
-    assert_eq!(app.engine.catalog.file_status(&name).unwrap().as_deref(), Some("failed"));
+    assert_eq!(
+        app.engine.catalog.file_status(&name).unwrap().as_deref(),
+        Some("failed")
+    );
 
     // The listing is corrected upstream: the failed file is retried, the good one is not.
-    mirror.set_listing_line(&name, &format!("{} {real} http://data.gdeltproject.org/gdeltv2/{name}", zip.len()));
+    mirror.set_listing_line(
+        &name,
+        &format!(
+            "{} {real} http://data.gdeltproject.org/gdeltv2/{name}",
+            zip.len()
+        ),
+    );
     let job = app.ingest(2).await;
     assert_eq!(job["state"], "succeeded", "{job}");
     assert_eq!(file_result(&job, &name)["outcome"], "ingested");
-    assert_eq!(file_result(&job, &format!("{GOOD}.export.CSV.zip"))["outcome"], "already_ingested");
+    assert_eq!(
+        file_result(&job, &format!("{GOOD}.export.CSV.zip"))["outcome"],
+        "already_ingested"
+    );
     let (_, tone) = app.get("/api/v1/analytics/tone").await;
     assert_eq!(tone["n"], 2);
     app.stop().await;
@@ -86,8 +105,14 @@ async fn an_html_error_page_is_not_a_zip() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_truncated_zip_fails_even_when_the_listing_matches_it() {
-    let rows: Vec<String> = (0..400).map(|i| event_row(i, BAD, &[("SOURCEURL", &format!("http://x/{i}"))])).collect();
-    let zip = zip_bytes(&format!("{BAD}.export.CSV"), (rows.join("\n") + "\n").as_bytes()).await;
+    let rows: Vec<String> = (0..400)
+        .map(|i| event_row(i, BAD, &[("SOURCEURL", &format!("http://x/{i}"))]))
+        .collect();
+    let zip = zip_bytes(
+        &format!("{BAD}.export.CSV"),
+        (rows.join("\n") + "\n").as_bytes(),
+    )
+    .await;
     let truncated = &zip[..zip.len() / 2];
     let mirror = mirror_with_bad(truncated, None).await;
     let server = MirrorServer::start(mirror.dir.path());
@@ -110,7 +135,10 @@ async fn zips_with_several_members_or_a_foreign_member_are_refused() {
     let mut writer = ZipFileWriter::new(Vec::<u8>::new());
     for name in [member.as_str(), "extra.txt"] {
         writer
-            .write_entry_whole(ZipEntryBuilder::new(name.to_owned().into(), Compression::Deflate), event_row(9, BAD, &[]).as_bytes())
+            .write_entry_whole(
+                ZipEntryBuilder::new(name.to_owned().into(), Compression::Deflate),
+                event_row(9, BAD, &[]).as_bytes(),
+            )
             .await
             .unwrap();
     }
@@ -140,7 +168,13 @@ async fn an_empty_member_is_a_valid_empty_batch() {
     let job = app.ingest(1).await;
     assert_eq!(job["state"], "succeeded", "{job}");
     let result = file_result(&job, &format!("{BAD}.export.CSV.zip"));
-    assert_eq!((result["rows_stored"].as_i64(), result["rows_quarantined"].as_i64()), (Some(0), Some(0)));
+    assert_eq!(
+        (
+            result["rows_stored"].as_i64(),
+            result["rows_quarantined"].as_i64()
+        ),
+        (Some(0), Some(0))
+    );
     let (lake, _) = app.lake_files();
     assert!(lake.is_empty(), "{lake:?}");
     assert_eq!(app.get("/api/v1/analytics/tone").await.1["n"], 0);
@@ -160,12 +194,18 @@ async fn transient_server_errors_are_retried_and_permanent_ones_recorded() {
     server.fail(&format!("{BAD}.export.CSV.zip"), 404, 10);
     let app = TestApp::start(&server.base_url).await;
     let job = app.ingest(2).await;
-    assert_eq!(file_result(&job, &format!("{GOOD}.export.CSV.zip"))["outcome"], "ingested");
+    assert_eq!(
+        file_result(&job, &format!("{GOOD}.export.CSV.zip"))["outcome"],
+        "ingested"
+    );
     assert_eq!(server.hits(&format!("{GOOD}.export.CSV.zip")), 3);
     let bad = file_result(&job, &format!("{BAD}.export.CSV.zip"));
     assert_eq!(
         bad["error"].as_str().unwrap(),
-        format!("GET {}{BAD}.export.CSV.zip answered HTTP 404", server.base_url)
+        format!(
+            "GET {}{BAD}.export.CSV.zip answered HTTP 404",
+            server.base_url
+        )
     );
     assert_eq!(server.hits(&format!("{BAD}.export.CSV.zip")), 1);
 
@@ -175,7 +215,10 @@ async fn transient_server_errors_are_retried_and_permanent_ones_recorded() {
     assert_eq!(job["state"], "failed");
     assert_eq!(
         job["error"].as_str().unwrap(),
-        format!("reading the listing: GET {}masterfilelist.txt answered HTTP 500", server.base_url)
+        format!(
+            "reading the listing: GET {}masterfilelist.txt answered HTTP 500",
+            server.base_url
+        )
     );
     assert_eq!(job["files"], serde_json::json!([]));
     app.stop().await;

@@ -16,7 +16,11 @@ fn make_mirror(shared: &Path) -> tempfile::TempDir {
         .arg(out.path())
         .output()
         .expect("python3 runs make-mirror");
-    assert!(status.status.success(), "make-mirror failed: {}", String::from_utf8_lossy(&status.stderr));
+    assert!(
+        status.status.success(),
+        "make-mirror failed: {}",
+        String::from_utf8_lossy(&status.stderr)
+    );
     out
 }
 
@@ -40,7 +44,9 @@ fn raw_counts(shared: &Path) -> RawCounts {
             continue;
         }
         let text = std::fs::read_to_string(&path).unwrap();
-        counts.lines.insert(format!("{name}.zip"), text.lines().count());
+        counts
+            .lines
+            .insert(format!("{name}.zip"), text.lines().count());
         for line in text.lines() {
             let fields: Vec<&str> = line.split('\t').collect();
             *counts.codes.entry(fields[26].to_owned()).or_default() += 1;
@@ -63,7 +69,12 @@ fn rows(body: &Value) -> Vec<(String, i64)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| (r["key"].as_str().unwrap().to_owned(), r["n"].as_i64().unwrap()))
+        .map(|r| {
+            (
+                r["key"].as_str().unwrap().to_owned(),
+                r["n"].as_i64().unwrap(),
+            )
+        })
         .collect()
 }
 
@@ -83,7 +94,11 @@ async fn every_real_export_batch_is_stored_and_counted_exactly() {
     for file in files {
         let name = file["file"].as_str().unwrap();
         assert_eq!(file["outcome"], "ingested");
-        assert_eq!(file["rows_stored"].as_i64().unwrap() as usize, raw.lines[name], "{name}");
+        assert_eq!(
+            file["rows_stored"].as_i64().unwrap() as usize,
+            raw.lines[name],
+            "{name}"
+        );
         assert_eq!(file["rows_quarantined"], 0, "{name}");
     }
     let total: usize = raw.lines.values().sum();
@@ -110,7 +125,10 @@ async fn every_real_export_batch_is_stored_and_counted_exactly() {
     assert_eq!(row["EventCode"], "043");
     assert_eq!(row["EventRootCode"], "04");
     assert_eq!(row["AvgTone"], -4.4776119402985);
-    assert_eq!(row["ActionGeo_FullName"], "Waterkloof, Free State, South Africa");
+    assert_eq!(
+        row["ActionGeo_FullName"],
+        "Waterkloof, Free State, South Africa"
+    );
     assert_eq!(row["ActionGeo_FeatureID"], "-1299321");
     assert_eq!(row["DATEADDED"], "2015-02-18T23:00:00Z");
     app.stop().await;
@@ -140,17 +158,32 @@ async fn the_ingest_command_prints_a_summary_and_fails_on_failure() {
     };
     let out = run(server.base_url.clone()).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 7, "{stdout}");
-    assert!(lines.contains(&"20150218230000.export.CSV.zip            2271            0  ingested"), "{stdout}");
-    assert!(lines.contains(&"20180101000000.export.CSV.zip            2414            0  ingested"), "{stdout}");
+    assert!(
+        lines.contains(&"20150218230000.export.CSV.zip            2271            0  ingested"),
+        "{stdout}"
+    );
+    assert!(
+        lines.contains(&"20180101000000.export.CSV.zip            2414            0  ingested"),
+        "{stdout}"
+    );
     assert_eq!(lines[6], "job 1 succeeded: 5 batch(es)");
 
     let again = run(server.base_url.clone()).await;
     assert!(again.status.success());
     let stdout = String::from_utf8_lossy(&again.stdout);
-    assert!(stdout.contains("20150218230000.export.CSV.zip               -            -  already ingested"), "{stdout}");
+    assert!(
+        stdout.contains(
+            "20150218230000.export.CSV.zip               -            -  already ingested"
+        ),
+        "{stdout}"
+    );
 
     // A source that does not answer: non-zero exit with the reason.
     let down = run("http://127.0.0.1:9/gdeltv2/".into()).await;
@@ -163,7 +196,11 @@ async fn the_ingest_command_prints_a_summary_and_fails_on_failure() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_process_on_the_same_data_directory_is_refused() {
     let data = tempfile::tempdir().unwrap();
-    let app = TestApp::start_with(crate::support::test_config(data.path(), "http://127.0.0.1:9/gdeltv2/"), tempfile::tempdir().unwrap()).await;
+    let app = TestApp::start_with(
+        crate::support::test_config(data.path(), "http://127.0.0.1:9/gdeltv2/"),
+        tempfile::tempdir().unwrap(),
+    )
+    .await;
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_gdelt-lake"))
         .args(["ingest", "--latest", "1"])
         .arg("--data-dir")
@@ -174,7 +211,10 @@ async fn a_second_process_on_the_same_data_directory_is_refused() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains(&format!("starting: data directory {} is in use by another gdelt-lake process", data.path().display())),
+        stderr.contains(&format!(
+            "starting: data directory {} is in use by another gdelt-lake process",
+            data.path().display()
+        )),
         "{stderr}"
     );
     app.stop().await;

@@ -36,7 +36,10 @@ pub fn shared_dir() -> Option<PathBuf> {
 pub async fn zip_bytes(member: &str, content: &[u8]) -> Vec<u8> {
     let mut writer = ZipFileWriter::new(Vec::<u8>::new());
     writer
-        .write_entry_whole(ZipEntryBuilder::new(member.to_owned().into(), Compression::Deflate), content)
+        .write_entry_whole(
+            ZipEntryBuilder::new(member.to_owned().into(), Compression::Deflate),
+            content,
+        )
         .await
         .unwrap();
     writer.close().await.unwrap()
@@ -55,7 +58,10 @@ pub fn event_row(id: i64, batch: &str, overrides: &[(&str, &str)]) -> String {
     let mut fields: Vec<String> = base.split('\t').map(str::to_owned).collect();
     assert_eq!(fields.len(), 61);
     for (name, value) in overrides {
-        let i = names.iter().position(|(n, _)| n == name).unwrap_or_else(|| panic!("no column {name}"));
+        let i = names
+            .iter()
+            .position(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("no column {name}"));
         fields[i] = (*value).to_owned();
     }
     fields.join("\t")
@@ -114,7 +120,11 @@ impl MirrorServer {
     /// Requests seen for a file name under gdeltv2/.
     pub fn hits(&self, name: &str) -> usize {
         let state = self.state.lock().unwrap();
-        state.hits.get(&format!("/gdeltv2/{name}")).copied().unwrap_or(0)
+        state
+            .hits
+            .get(&format!("/gdeltv2/{name}"))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Answers `status` for the next `times` requests of a file name under gdeltv2/.
@@ -137,15 +147,19 @@ fn serve(state: &Mutex<ServerState>, path: &str) -> HttpResponse {
     if let Some(fault) = state.faults.get_mut(path) {
         if fault.times > 0 {
             fault.times -= 1;
-            return HttpResponse::build(actix_web::http::StatusCode::from_u16(fault.status).unwrap())
-                .body("injected failure");
+            return HttpResponse::build(
+                actix_web::http::StatusCode::from_u16(fault.status).unwrap(),
+            )
+            .body("injected failure");
         }
     }
     if path.contains("..") {
         return HttpResponse::BadRequest().finish();
     }
     match std::fs::read(state.root.join(path.trim_start_matches('/'))) {
-        Ok(body) => HttpResponse::Ok().content_type("application/octet-stream").body(body),
+        Ok(body) => HttpResponse::Ok()
+            .content_type("application/octet-stream")
+            .body(body),
         Err(_) => HttpResponse::NotFound().body("not found"),
     }
 }
@@ -160,7 +174,10 @@ impl Mirror {
     pub fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("gdeltv2")).unwrap();
-        Self { dir, lines: Vec::new() }
+        Self {
+            dir,
+            lines: Vec::new(),
+        }
     }
 
     /// Adds an events export for `batch` (YYYYMMDDHHMMSS) whose member holds `lines`.
@@ -178,7 +195,10 @@ impl Mirror {
     pub fn add_raw(&mut self, name: &str, bytes: &[u8], listed_md5: Option<&str>) -> String {
         std::fs::write(self.dir.path().join("gdeltv2").join(name), bytes).unwrap();
         let md5 = listed_md5.map_or_else(|| md5_hex(bytes), str::to_owned);
-        let line = format!("{} {md5} http://data.gdeltproject.org/gdeltv2/{name}", bytes.len());
+        let line = format!(
+            "{} {md5} http://data.gdeltproject.org/gdeltv2/{name}",
+            bytes.len()
+        );
         self.lines.retain(|(n, _)| n != name);
         self.lines.push((name.to_owned(), line));
         self.write_listings();
@@ -198,15 +218,29 @@ impl Mirror {
     fn write_listings(&self) {
         let mut master: Vec<&str> = self.lines.iter().map(|(_, l)| l.as_str()).collect();
         master.push("");
-        std::fs::write(self.dir.path().join("gdeltv2/masterfilelist.txt"), master.join("\n")).unwrap();
-        let newest = self.lines.iter().map(|(n, _)| &n[..14]).max().unwrap_or_default().to_owned();
+        std::fs::write(
+            self.dir.path().join("gdeltv2/masterfilelist.txt"),
+            master.join("\n"),
+        )
+        .unwrap();
+        let newest = self
+            .lines
+            .iter()
+            .map(|(n, _)| &n[..14])
+            .max()
+            .unwrap_or_default()
+            .to_owned();
         let last: Vec<&str> = self
             .lines
             .iter()
             .filter(|(n, _)| n.starts_with(&newest))
             .map(|(_, l)| l.as_str())
             .collect();
-        std::fs::write(self.dir.path().join("gdeltv2/lastupdate.txt"), last.join("\n") + "\n").unwrap();
+        std::fs::write(
+            self.dir.path().join("gdeltv2/lastupdate.txt"),
+            last.join("\n") + "\n",
+        )
+        .unwrap();
     }
 }
 
@@ -245,7 +279,9 @@ impl TestApp {
     }
 
     pub async fn start_with(config: Config, data_dir: tempfile::TempDir) -> Self {
-        let app = Application::build(config, gdelt_lake::logging::discard()).await.unwrap();
+        let app = Application::build(config, gdelt_lake::logging::discard())
+            .await
+            .unwrap();
         let base = format!("http://{}", app.local_addr());
         let engine = app.engine();
         let shutdown = CancellationToken::new();
@@ -261,20 +297,38 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        let response = self.client.get(format!("{}{path}", self.base)).send().await.unwrap();
+        let response = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
         let status = response.status().as_u16();
-        (status, serde_json::from_slice(&response.bytes().await.unwrap()).unwrap())
+        (
+            status,
+            serde_json::from_slice(&response.bytes().await.unwrap()).unwrap(),
+        )
     }
 
     pub async fn post(&self, path: &str) -> (u16, Value) {
-        let response = self.client.post(format!("{}{path}", self.base)).send().await.unwrap();
+        let response = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
         let status = response.status().as_u16();
-        (status, serde_json::from_slice(&response.bytes().await.unwrap()).unwrap())
+        (
+            status,
+            serde_json::from_slice(&response.bytes().await.unwrap()).unwrap(),
+        )
     }
 
     /// Triggers ingestion of the newest `n` batches and waits for the job to end.
     pub async fn ingest(&self, n: usize) -> Value {
-        let (status, body) = self.post(&format!("/api/v1/ingest/trigger?n_batches={n}")).await;
+        let (status, body) = self
+            .post(&format!("/api/v1/ingest/trigger?n_batches={n}"))
+            .await;
         assert_eq!(status, 202, "{body}");
         let url = body["status_url"].as_str().unwrap().to_owned();
         for _ in 0..600 {

@@ -1,0 +1,24 @@
+// Event search with a rotating set of terms and date ranges.
+import http from 'k6/http';
+import { check } from 'k6';
+
+const BASE = __ENV.BASE_URL || 'http://127.0.0.1:8000';
+const TERMS = ['ukraine', 'police', 'china', 'bbc', 'president', 'israel', 'zzzz-no-match', ''];
+const RANGES = ['', '&since=2015-02-18&until=2015-02-18', '&since=2018-01-01'];
+
+export const options = {
+  vus: Number(__ENV.VUS || 8),
+  duration: __ENV.DURATION || '20s',
+  thresholds: {
+    http_req_failed: ['rate==0'],
+    checks: ['rate==1'],
+  },
+};
+
+export default function () {
+  const term = TERMS[Math.floor(Math.random() * TERMS.length)];
+  const range = RANGES[Math.floor(Math.random() * RANGES.length)];
+  const res = http.get(`${BASE}/api/v1/events/search?query=${encodeURIComponent(term)}&limit=50${range}`,
+    { tags: { name: 'search' } });
+  check(res, { 'status 200': (r) => r.status === 200, 'has rows': (r) => Array.isArray(r.json('rows')) });
+}
