@@ -22,7 +22,7 @@ use crate::ingest::parse::QuarantinedLine;
 pub enum CatalogError {
     #[error("catalog database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    #[error("catalog at {path} was written by a newer gdelt-lake (schema {found}, this build knows {known})")]
+    #[error("catalog at {path} has schema version {found}, this build knows {known}")]
     TooNew {
         path: String,
         found: i64,
@@ -82,9 +82,18 @@ CREATE TABLE job_files (
     outcome          TEXT NOT NULL,
     rows_stored      INTEGER,
     rows_quarantined INTEGER,
+    bytes            INTEGER,
     error            TEXT,
     duration_ms      INTEGER,
     PRIMARY KEY (job_id, file_name)
+);
+-- Days whose every slot the source's master listing was read for, per kind: a slot with no
+-- listed file on such a day was never published upstream.
+CREATE TABLE listed_days (
+    kind      TEXT NOT NULL,
+    day       TEXT NOT NULL,
+    listed_at TEXT NOT NULL,
+    PRIMARY KEY (kind, day)
 );
 "];
 
@@ -134,6 +143,8 @@ pub struct FileResult {
     pub outcome: FileOutcome,
     pub rows_stored: Option<i64>,
     pub rows_quarantined: Option<i64>,
+    /// Zip bytes downloaded and verified.
+    pub bytes: Option<i64>,
     pub error: Option<String>,
     pub duration_ms: Option<i64>,
 }
@@ -142,7 +153,7 @@ pub struct FileResult {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct JobRecord {
     pub id: i64,
-    /// `latest` (the N newest batches).
+    /// `latest` (the N newest batches) or `backfill` (a range of batch dates).
     pub kind: String,
     /// The job's parameters as given.
     #[schema(value_type = Object)]
@@ -153,12 +164,50 @@ pub struct JobRecord {
     pub total: i64,
     /// Files finished so far, whatever their outcome.
     pub finished: i64,
+    /// Files that failed so far.
+    pub failed: i64,
+    /// Rows stored by this job so far.
+    pub rows_stored: i64,
+    /// Lines quarantined by this job so far.
+    pub rows_quarantined: i64,
+    /// Zip bytes downloaded by this job so far.
+    pub bytes: i64,
     pub error: Option<String>,
     pub created_at: String,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
     /// Per-file results, in completion order.
     pub files: Vec<FileResult>,
+}
+
+/// The outcome of trying to claim a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// The caller now owns the file.
+    Claimed,
+    AlreadyIngested,
+    /// Another run is ingesting it.
+    Running,
+    /// It failed `attempts` times, the most allowed; `error` is the last reason.
+    GaveUp {
+        attempts: i64,
+        error: String,
+    },
+}
+
+/// What the catalog knows of one day of one kind of file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DayCounts {
+    /// `YYYY-MM-DD`.
+    pub day: String,
+    /// Whether the master listing was read for the whole day.
+    pub listing_read: bool,
+    pub listed: i64,
+    pub ingested: i64,
+    pub failed: i64,
+    pub pending: i64,
+    pub rows_stored: i64,
+    pub rows_quarantined: i64,
 }
 
 /// A stored Parquet file of the lake, for building query file lists.
@@ -227,6 +276,28 @@ impl Catalog {
         })
     }
 
+    /// Opens an existing catalog for reading only: no migration, no recovery, no lock, so it
+    /// can be read while another process ingests.
+    ///
+    /// # Errors
+    /// The database does not exist, cannot be opened, or has another schema version.
+    pub fn open_read_only(path: &Path) -> Result<Self> {
+        let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        let applied: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let known = MIGRATIONS.len() as i64;
+        if applied != known {
+            return Err(CatalogError::TooNew {
+                path: path.display().to_string(),
+                found: applied,
+                known,
+            });
+        }
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
+    }
+
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave SQLite inconsistent (transactions roll
         // back on drop), so a poisoned lock is safe to reuse.
@@ -266,18 +337,38 @@ impl Catalog {
         Ok(())
     }
 
-    /// Claims a file for ingestion: true when it was pending or failed and is now `running`
-    /// for the caller alone.
+    /// Claims a file for ingestion, so that it is ingested by one run only. A pending file is
+    /// claimed; a failed one too while it has had fewer than `max_attempts` attempts.
     ///
     /// # Errors
     /// Database errors.
-    pub fn claim(&self, name: &str) -> Result<bool> {
-        let changed = self.conn().execute(
+    pub fn claim(&self, name: &str, max_attempts: u32) -> Result<Claim> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let changed = tx.execute(
             "UPDATE files SET status = 'running', attempts = attempts + 1, updated_at = ?2 \
-             WHERE name = ?1 AND status IN ('pending', 'failed')",
-            params![name, now()],
+             WHERE name = ?1 AND (status = 'pending' OR (status = 'failed' AND attempts < ?3))",
+            params![name, now(), max_attempts],
         )?;
-        Ok(changed == 1)
+        let claim = if changed == 1 {
+            Claim::Claimed
+        } else {
+            let (status, attempts, error): (String, i64, Option<String>) = tx.query_row(
+                "SELECT status, attempts, error FROM files WHERE name = ?1",
+                [name],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )?;
+            match status.as_str() {
+                "ingested" => Claim::AlreadyIngested,
+                "running" => Claim::Running,
+                _ => Claim::GaveUp {
+                    attempts,
+                    error: error.unwrap_or_default(),
+                },
+            }
+        };
+        tx.commit()?;
+        Ok(claim)
     }
 
     /// The current status of a file, if known.
@@ -291,6 +382,87 @@ impl Catalog {
                 r.get(0)
             })
             .optional()?)
+    }
+
+    /// Failed files of `kinds` that may be tried again now: fewer than `max_attempts`
+    /// attempts, and the last one longer ago than 2^attempts minutes (at most a day), as the
+    /// listing lines they came from.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn retryable(&self, kinds: &[&str], max_attempts: u32) -> Result<Vec<String>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT size || ' ' || md5 || ' ' || url FROM files \
+             WHERE kind = ?1 AND status = 'failed' AND attempts < ?2 \
+             AND julianday(updated_at) + MIN(1 << attempts, 1440) / 1440.0 <= julianday('now') \
+             ORDER BY batch_ts",
+        )?;
+        let mut lines = Vec::new();
+        for kind in kinds {
+            let rows = stmt.query_map(params![kind, max_attempts], |r| r.get::<_, String>(0))?;
+            lines.extend(rows.collect::<rusqlite::Result<Vec<_>>>()?);
+        }
+        Ok(lines)
+    }
+
+    /// Records that the master listing was read for every slot of these days, per kind.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn record_listed_days(&self, kinds: &[&str], days: &[String]) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        {
+            let mut stmt = tx.prepare(
+                "INSERT OR REPLACE INTO listed_days (kind, day, listed_at) VALUES (?1, ?2, ?3)",
+            )?;
+            let at = now();
+            for kind in kinds {
+                for day in days {
+                    stmt.execute(params![kind, day, at])?;
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Per-day counts of one kind of file between two `YYYY-MM-DD` dates (inclusive), for the
+    /// coverage report: days with nothing known are absent.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn coverage(&self, kind: &str, since: &str, until: &str) -> Result<Vec<DayCounts>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "WITH days AS ( \
+                 SELECT batch_date AS day FROM files WHERE kind = ?1 AND batch_date BETWEEN ?2 AND ?3 \
+                 UNION SELECT day FROM listed_days WHERE kind = ?1 AND day BETWEEN ?2 AND ?3) \
+             SELECT d.day, \
+                 EXISTS (SELECT 1 FROM listed_days l WHERE l.kind = ?1 AND l.day = d.day), \
+                 COUNT(f.name), \
+                 COALESCE(SUM(f.status = 'ingested'), 0), \
+                 COALESCE(SUM(f.status = 'failed'), 0), \
+                 COALESCE(SUM(f.status IN ('pending', 'running')), 0), \
+                 COALESCE(SUM(CASE WHEN f.status = 'ingested' THEN f.rows_stored END), 0), \
+                 COALESCE(SUM(CASE WHEN f.status = 'ingested' THEN f.rows_quarantined END), 0) \
+             FROM days d LEFT JOIN files f ON f.kind = ?1 AND f.batch_date = d.day \
+             GROUP BY d.day ORDER BY d.day",
+        )?;
+        let rows = stmt.query_map(params![kind, since, until], |r| {
+            Ok(DayCounts {
+                day: r.get(0)?,
+                listing_read: r.get(1)?,
+                listed: r.get(2)?,
+                ingested: r.get(3)?,
+                failed: r.get(4)?,
+                pending: r.get(5)?,
+                rows_stored: r.get(6)?,
+                rows_quarantined: r.get(7)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     /// Records a stored file and its quarantined lines in one transaction.
@@ -399,6 +571,19 @@ impl Catalog {
         )?)
     }
 
+    /// The newest stored batch of a kind of file, if any.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn newest_batch(&self, kind: &str) -> Result<Option<chrono::NaiveDateTime>> {
+        let newest: Option<String> = self.conn().query_row(
+            "SELECT MAX(batch_ts) FROM files WHERE kind = ?1 AND status = 'ingested'",
+            [kind],
+            |r| r.get(0),
+        )?;
+        Ok(newest.and_then(|ts| chrono::NaiveDateTime::parse_from_str(&ts, "%Y%m%d%H%M%S").ok()))
+    }
+
     /// Quarantined lines of one file, in line order: (line number, reason, raw line).
     ///
     /// # Errors
@@ -445,14 +630,15 @@ impl Catalog {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         tx.execute(
-            "INSERT OR REPLACE INTO job_files (job_id, file_name, outcome, rows_stored, rows_quarantined, error, duration_ms) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT OR REPLACE INTO job_files (job_id, file_name, outcome, rows_stored, rows_quarantined, bytes, error, duration_ms) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![
                 id,
                 result.file,
                 result.outcome.as_str(),
                 result.rows_stored,
                 result.rows_quarantined,
+                result.bytes,
                 result.error,
                 result.duration_ms
             ],
@@ -506,6 +692,10 @@ impl Catalog {
                         created_at: r.get(7)?,
                         started_at: r.get(8)?,
                         finished_at: r.get(9)?,
+                        failed: 0,
+                        rows_stored: 0,
+                        rows_quarantined: 0,
+                        bytes: 0,
                         files: Vec::new(),
                     })
                 },
@@ -513,7 +703,7 @@ impl Catalog {
             .optional()?;
         let Some(mut job) = job else { return Ok(None) };
         let mut stmt = conn.prepare(
-            "SELECT file_name, outcome, rows_stored, rows_quarantined, error, duration_ms \
+            "SELECT file_name, outcome, rows_stored, rows_quarantined, bytes, error, duration_ms \
              FROM job_files WHERE job_id = ?1 ORDER BY rowid",
         )?;
         let files = stmt.query_map([id], |r| {
@@ -523,11 +713,18 @@ impl Catalog {
                 outcome: FileOutcome::parse(&outcome),
                 rows_stored: r.get(2)?,
                 rows_quarantined: r.get(3)?,
-                error: r.get(4)?,
-                duration_ms: r.get(5)?,
+                bytes: r.get(4)?,
+                error: r.get(5)?,
+                duration_ms: r.get(6)?,
             })
         })?;
         job.files = files.collect::<rusqlite::Result<_>>()?;
+        for f in &job.files {
+            job.rows_stored += f.rows_stored.unwrap_or(0);
+            job.rows_quarantined += f.rows_quarantined.unwrap_or(0);
+            job.bytes += f.bytes.unwrap_or(0);
+            job.failed += i64::from(f.outcome == FileOutcome::Failed);
+        }
         Ok(Some(job))
     }
 }

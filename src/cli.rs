@@ -45,6 +45,31 @@ pub enum Command {
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10000))]
         latest: u32,
     },
+    /// Ingest every file of a range of batch dates, with progress. Resumable: run it again
+    /// after an interruption and it continues; nothing is stored twice.
+    Backfill {
+        /// First batch date (UTC), YYYY-MM-DD.
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        from: chrono::NaiveDate,
+        /// Last batch date (UTC), YYYY-MM-DD, inclusive.
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        to: chrono::NaiveDate,
+        /// Tables to fill (default: ingest.tables), e.g. --tables events,mentions,gkg.
+        #[arg(long, value_delimiter = ',', value_name = "TABLES")]
+        tables: Vec<String>,
+    },
+    /// Print per-day completeness: expected, ingested, failed, pending, missing upstream.
+    Coverage {
+        /// First day (default: 6 days before --until).
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        since: Option<chrono::NaiveDate>,
+        /// Last day (default: today, UTC).
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        until: Option<chrono::NaiveDate>,
+        /// events, mentions or gkg.
+        #[arg(long, default_value = "events")]
+        table: String,
+    },
     /// Print the effective configuration as TOML and exit.
     Config,
 }

@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use toml::{Table, Value};
 
+use crate::ingest::listing::FileKind;
+
 /// The documented defaults, embedded so the binary runs without any file.
 pub const DEFAULT_CONFIG_TOML: &str = include_str!("../config.toml");
 
@@ -83,10 +85,13 @@ pub struct SourceConfig {
 #[serde(deny_unknown_fields)]
 pub struct IngestConfig {
     pub schedule: String,
+    pub tables: Vec<String>,
     pub scheduler_enabled: bool,
     pub batches_per_run: usize,
     pub workers: usize,
     pub queue_capacity: usize,
+    pub max_attempts: u32,
+    pub stale_after_minutes: u64,
     pub max_download_mb: u64,
 }
 
@@ -281,6 +286,15 @@ impl ConfigLoader {
         let current = self.lookup(key, origin)?;
         let value = if current.is_str() {
             Value::String(text.to_owned())
+        } else if current.is_array() && !text.trim_start().starts_with('[') {
+            // Lists of names may be given as `a,b,c`.
+            Value::Array(
+                text.split(',')
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .map(|t| Value::String(t.to_owned()))
+                    .collect(),
+            )
         } else {
             let wrapped = format!("v = {}", text.trim());
             wrapped
@@ -394,6 +408,7 @@ impl Config {
                 self.ingest.schedule
             ),
         })?;
+        self.ingest_kinds()?;
         range(
             "ingest.batches_per_run",
             self.ingest.batches_per_run,
@@ -401,6 +416,13 @@ impl Config {
             10_000,
         )?;
         range("ingest.workers", self.ingest.workers, 1, 64)?;
+        range("ingest.max_attempts", self.ingest.max_attempts, 1, 100)?;
+        range(
+            "ingest.stale_after_minutes",
+            self.ingest.stale_after_minutes,
+            1,
+            1_000_000,
+        )?;
         range(
             "ingest.queue_capacity",
             self.ingest.queue_capacity,
@@ -426,6 +448,35 @@ impl Config {
             });
         }
         Ok(())
+    }
+
+    /// The file kinds of `ingest.tables`, in a fixed order.
+    ///
+    /// # Errors
+    /// `ConfigError::Invalid` for an unknown or repeated name, or an empty list.
+    pub fn ingest_kinds(&self) -> Result<Vec<FileKind>, ConfigError> {
+        let mut kinds = Vec::new();
+        for name in &self.ingest.tables {
+            let kind = FileKind::for_table(name).ok_or_else(|| ConfigError::Invalid {
+                key: "ingest.tables",
+                message: format!("{name:?} is not a table; accepted: events, mentions, gkg"),
+            })?;
+            if kinds.contains(&kind) {
+                return Err(ConfigError::Invalid {
+                    key: "ingest.tables",
+                    message: format!("{name:?} is listed twice"),
+                });
+            }
+            kinds.push(kind);
+        }
+        if kinds.is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "ingest.tables",
+                message: "is empty; accepted: one or more of events, mentions, gkg".into(),
+            });
+        }
+        kinds.sort();
+        Ok(kinds)
     }
 
     /// The parsed `server.listen` address.
@@ -497,6 +548,43 @@ mod tests {
         assert_eq!(c.log.format, LogFormat::Text);
         assert_eq!(c.lake.data_dir, PathBuf::from("/tmp/alias"));
         assert_eq!(c.ingest.schedule, "0 */5 * * * *");
+        assert_eq!(
+            c.ingest_kinds().unwrap(),
+            vec![FileKind::Export, FileKind::Mentions]
+        );
+    }
+
+    #[test]
+    fn tables_from_a_comma_list_and_bad_names_refused() {
+        let c = ConfigLoader::new()
+            .env(env(&[("GDELT_LAKE_INGEST_TABLES", "gkg, events")]))
+            .unwrap()
+            .build()
+            .unwrap();
+        assert_eq!(
+            c.ingest_kinds().unwrap(),
+            vec![FileKind::Export, FileKind::Gkg]
+        );
+        let err = ConfigLoader::new()
+            .set("ingest.tables=events,gdelt")
+            .unwrap()
+            .build()
+            .err()
+            .unwrap();
+        assert_eq!(
+            err.to_string(),
+            "invalid value for `ingest.tables`: \"gdelt\" is not a table; accepted: events, mentions, gkg"
+        );
+        let err = ConfigLoader::new()
+            .set("ingest.tables=[]")
+            .unwrap()
+            .build()
+            .err()
+            .unwrap();
+        assert_eq!(
+            err.to_string(),
+            "invalid value for `ingest.tables`: is empty; accepted: one or more of events, mentions, gkg"
+        );
     }
 
     #[test]

@@ -13,27 +13,41 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::catalog::{Catalog, CatalogError, FileOutcome, FileResult};
-use crate::ingest::listing::ListedFile;
+use chrono::NaiveDate;
+
+use crate::ingest::listing::{FileKind, ListedFile};
 use crate::ingest::Ingestor;
 use crate::metrics::Metrics;
 
 /// What a job does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobSpec {
-    /// Ingest the event files of the `n_batches` newest batches.
+    /// Ingest the configured tables' files of the `n_batches` newest batches.
     Latest { n_batches: usize },
+    /// Ingest every file of `kinds` whose batch date lies in `from..=to`.
+    Backfill {
+        from: NaiveDate,
+        to: NaiveDate,
+        kinds: Vec<FileKind>,
+    },
 }
 
 impl JobSpec {
-    fn kind(self) -> &'static str {
+    fn kind(&self) -> &'static str {
         match self {
             Self::Latest { .. } => "latest",
+            Self::Backfill { .. } => "backfill",
         }
     }
 
-    fn params(self) -> serde_json::Value {
+    fn params(&self) -> serde_json::Value {
         match self {
             Self::Latest { n_batches } => serde_json::json!({ "n_batches": n_batches }),
+            Self::Backfill { from, to, kinds } => serde_json::json!({
+                "from": from.to_string(),
+                "to": to.to_string(),
+                "tables": kinds.iter().map(|k| k.layout().name).collect::<Vec<_>>(),
+            }),
         }
     }
 }
@@ -143,10 +157,12 @@ impl IngestPool {
             return Err(SubmitError::ShuttingDown);
         }
         let catalog = self.catalog.clone();
-        let id =
-            tokio::task::spawn_blocking(move || catalog.create_job(spec.kind(), &spec.params()))
-                .await
-                .map_err(|e| SubmitError::Task(e.to_string()))??;
+        let id = tokio::task::spawn_blocking({
+            let (kind, params) = (spec.kind(), spec.params());
+            move || catalog.create_job(kind, &params)
+        })
+        .await
+        .map_err(|e| SubmitError::Task(e.to_string()))??;
         let (done, done_rx) = oneshot::channel();
         permit.send(QueuedJob { id, spec, done });
         Ok(JobHandle { id, done: done_rx })
@@ -221,7 +237,7 @@ impl JobContext {
     async fn run(self, job: QueuedJob) {
         self.metrics.jobs_running.inc();
         let started = std::time::Instant::now();
-        let outcome = self.execute(job.id, job.spec).await;
+        let outcome = self.execute(job.id, &job.spec).await;
         let error = match &outcome {
             Ok(s) if s.finished < s.total => Some(format!(
                 "stopped by shutdown after {} of {} file(s); the rest stay pending for a later run",
@@ -250,14 +266,14 @@ impl JobContext {
     }
 
     /// Plans and runs the job; returns its counts, or the planning error.
-    async fn execute(&self, id: i64, spec: JobSpec) -> Result<JobCounts, String> {
-        let files = match spec {
-            JobSpec::Latest { n_batches } => self
-                .ingestor
-                .plan_latest(n_batches)
-                .await
-                .map_err(|e| e.to_string())?,
+    async fn execute(&self, id: i64, spec: &JobSpec) -> Result<JobCounts, String> {
+        let planned = match spec {
+            JobSpec::Latest { n_batches } => self.ingestor.plan_latest(*n_batches).await,
+            JobSpec::Backfill { from, to, kinds } => {
+                self.ingestor.plan_range(*from, *to, kinds).await
+            }
         };
+        let files = planned.map_err(|e| e.to_string())?;
         let catalog = self.catalog.clone();
         let total = files.len();
         tokio::task::spawn_blocking(move || catalog.start_job(id, total))

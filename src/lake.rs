@@ -72,6 +72,26 @@ impl Lake {
         Ok(lake)
     }
 
+    /// Moves a download out of the temporary area into `<data_dir>/quarantine/<name>`, where
+    /// it stays for re-processing. Returns where it went.
+    ///
+    /// # Errors
+    /// The directory cannot be created or the file moved.
+    pub fn keep_aside(
+        &self,
+        file: tempfile::NamedTempFile,
+        name: &str,
+    ) -> Result<PathBuf, LakeError> {
+        let dir = self.tmp.with_file_name("quarantine");
+        std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        let target = dir.join(name);
+        file.persist(&target).map_err(|e| LakeError::Io {
+            path: target.clone(),
+            source: e.error,
+        })?;
+        Ok(target)
+    }
+
     /// Directory for downloads and files being written.
     pub fn tmp_dir(&self) -> &Path {
         &self.tmp

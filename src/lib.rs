@@ -8,6 +8,7 @@
 pub mod catalog;
 pub mod cli;
 pub mod config;
+pub mod coverage;
 pub mod http;
 pub mod ingest;
 pub mod jobs;
@@ -30,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 use catalog::{Catalog, CatalogError};
 use config::Config;
 use ingest::fetch::Source;
+use ingest::listing::FileKind;
 use ingest::Ingestor;
 use jobs::IngestPool;
 use lake::{Lake, LakeError};
@@ -72,6 +74,8 @@ pub enum AppError {
 /// Everything but HTTP: catalog, lake, ingestion pool and query engine over one data directory.
 pub struct Engine {
     pub config: Config,
+    /// The kinds of file of the configured tables.
+    pub kinds: Vec<FileKind>,
     pub catalog: Arc<Catalog>,
     pub lake: Lake,
     pub metrics: Arc<Metrics>,
@@ -107,14 +111,19 @@ impl Engine {
         let lake = Lake::open(dir)?;
         let catalog = Arc::new(Catalog::open(&dir.join("catalog.sqlite"))?);
         let metrics = Arc::new(Metrics::new());
-        if let Some(newest) = catalog.summary()?.newest_batch {
-            if let Ok(ts) = chrono::NaiveDateTime::parse_from_str(&newest, "%Y%m%d%H%M%S") {
-                metrics.observe_batch(ingest::EVENTS_TABLE, ts.and_utc().timestamp() as f64);
+        for kind in FileKind::ALL {
+            if let Some(newest) = catalog.newest_batch(kind.as_str())? {
+                metrics.observe_batch(kind.layout().name, newest.and_utc().timestamp() as f64);
             }
         }
         let source = Source::new(&config.source, &config.ingest)?;
+        let kinds = config
+            .ingest_kinds()
+            .expect("validated with the configuration");
         let ingestor = Ingestor::new(
             source,
+            kinds.clone(),
+            config.ingest.max_attempts,
             lake.clone(),
             catalog.clone(),
             metrics.clone(),
@@ -137,6 +146,7 @@ impl Engine {
         )?;
         Ok(Self {
             config,
+            kinds,
             catalog,
             lake,
             metrics,

@@ -8,8 +8,13 @@ use clap::Parser;
 use slog::{error, info, Logger};
 use tokio_util::sync::CancellationToken;
 
-use gdelt_lake::catalog::FileOutcome;
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use chrono::NaiveDate;
+use gdelt_lake::catalog::{Catalog, FileOutcome, JobRecord};
 use gdelt_lake::cli::{Cli, Command};
+use gdelt_lake::ingest::listing::FileKind;
 use gdelt_lake::jobs::JobSpec;
 use gdelt_lake::{logging, Application, Engine};
 
@@ -43,6 +48,14 @@ fn main() -> ExitCode {
     let outcome = runtime.block_on(async {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Ingest { latest } => ingest_once(config, latest as usize, &log).await,
+            Command::Backfill { from, to, tables } => {
+                backfill(config, from, to, tables, &log).await
+            }
+            Command::Coverage {
+                since,
+                until,
+                table,
+            } => coverage(&config, since, until, &table),
             Command::Serve | Command::Config => {
                 serve(config, &log).await.map(|()| ExitCode::SUCCESS)
             }
@@ -102,34 +115,22 @@ async fn ingest_once(
     log: &Logger,
 ) -> anyhow::Result<ExitCode> {
     let engine = Arc::new(Engine::open(config, log).context("starting")?);
-    let handle = engine
-        .pool
-        .submit(JobSpec::Latest { n_batches: latest })
-        .await?;
-    // The job always signals completion; an error here means the pool stopped.
-    let _ = handle.done.await;
-    let catalog = engine.catalog.clone();
-    let job = tokio::task::spawn_blocking(move || catalog.job(handle.id))
-        .await??
-        .context("the job vanished from the catalog")?;
-    engine.shutdown().await;
+    let Some(job) = run_job(&engine, JobSpec::Latest { n_batches: latest }, false).await? else {
+        return Ok(ExitCode::from(130));
+    };
     println!(
         "{:<34} {:>10} {:>12}  status",
-        "batch", "rows", "quarantined"
+        "file", "rows", "quarantined"
     );
-    let mut failed = false;
     for file in &job.files {
         let status = match file.outcome {
             FileOutcome::Ingested => "ingested".to_owned(),
             FileOutcome::AlreadyIngested => "already ingested".to_owned(),
             FileOutcome::InProgressElsewhere => "in progress elsewhere".to_owned(),
-            FileOutcome::Failed => {
-                failed = true;
-                format!(
-                    "FAILED: {}",
-                    file.error.as_deref().unwrap_or("unknown error")
-                )
-            }
+            FileOutcome::Failed => format!(
+                "FAILED: {}",
+                file.error.as_deref().unwrap_or("unknown error")
+            ),
         };
         let count = |v: Option<i64>| v.map_or_else(|| "-".to_owned(), |v| v.to_string());
         println!(
@@ -139,20 +140,197 @@ async fn ingest_once(
             count(file.rows_quarantined)
         );
     }
-    if let Some(error) = &job.error {
-        println!("job {} {}: {error}", job.id, job.state);
-        failed = true;
-    } else {
-        println!(
-            "job {} {}: {} batch(es)",
-            job.id,
-            job.state,
-            job.files.len()
+    Ok(job_verdict(&job))
+}
+
+/// Prints the job's last line and turns its state into an exit code.
+fn job_verdict(job: &JobRecord) -> ExitCode {
+    match &job.error {
+        Some(error) => {
+            println!("job {} {}: {error}", job.id, job.state);
+            ExitCode::FAILURE
+        }
+        None => {
+            println!("job {} {}: {} file(s)", job.id, job.state, job.files.len());
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+/// Submits a job and waits for it, showing progress when asked. `None` when interrupted by
+/// Ctrl-C or SIGTERM: files in progress are finished first, the rest stay pending.
+async fn run_job(
+    engine: &Arc<Engine>,
+    spec: JobSpec,
+    progress: bool,
+) -> anyhow::Result<Option<JobRecord>> {
+    let handle = engine.pool.submit(spec).await?;
+    let id = handle.id;
+    let mut done = handle.done;
+    let started = Instant::now();
+    let terminal = std::io::stdout().is_terminal();
+    let mut last_line = Instant::now();
+    let interrupted = loop {
+        tokio::select! {
+            _ = &mut done => break false,
+            _ = wait_for_signal() => break true,
+            _ = tokio::time::sleep(Duration::from_millis(if terminal { 500 } else { 10_000 })), if progress => {
+                if let Some(job) = fetch_job(engine, id).await? {
+                    let line = progress_line(&job, started.elapsed());
+                    if terminal {
+                        print!("\r{line:<100}");
+                        let _ = std::io::Write::flush(&mut std::io::stdout());
+                    } else if last_line.elapsed() >= Duration::from_secs(10) {
+                        println!("{line}");
+                        last_line = Instant::now();
+                    }
+                }
+            }
+        }
+    };
+    if interrupted {
+        eprintln!(
+            "\ninterrupted: finishing files in progress; run the same command again to continue"
         );
     }
-    Ok(if failed {
-        ExitCode::FAILURE
+    engine.shutdown().await;
+    let job = fetch_job(engine, id)
+        .await?
+        .context("the job vanished from the catalog")?;
+    if progress {
+        if terminal {
+            println!();
+        }
+        println!("{}", progress_line(&job, started.elapsed()));
+    }
+    Ok((!interrupted).then_some(job))
+}
+
+async fn fetch_job(engine: &Arc<Engine>, id: i64) -> anyhow::Result<Option<JobRecord>> {
+    let catalog = engine.catalog.clone();
+    Ok(tokio::task::spawn_blocking(move || catalog.job(id)).await??)
+}
+
+/// `files 12/96 (1 failed)  rows 123456  quarantined 0  34.1 MB  5.2 files/s  ETA 0:17`
+fn progress_line(job: &JobRecord, elapsed: Duration) -> String {
+    let secs = elapsed.as_secs_f64().max(0.001);
+    let rate = job.finished as f64 / secs;
+    let eta = if job.total > job.finished && rate > 0.0 {
+        let left = ((job.total - job.finished) as f64 / rate) as u64;
+        format!("ETA {}:{:02}", left / 60, left % 60)
     } else {
-        ExitCode::SUCCESS
-    })
+        "ETA -".to_owned()
+    };
+    let width = 20usize;
+    let filled = if job.total > 0 {
+        (job.finished as usize * width) / job.total as usize
+    } else {
+        0
+    };
+    format!(
+        "[{}{}] files {}/{} ({} failed)  rows {}  quarantined {}  {:.1} MB  {:.1} files/s  {:.0} rows/s  {eta}",
+        "#".repeat(filled),
+        "-".repeat(width - filled),
+        job.finished,
+        job.total,
+        job.failed,
+        job.rows_stored,
+        job.rows_quarantined,
+        job.bytes as f64 / 1_048_576.0,
+        rate,
+        job.rows_stored as f64 / secs
+    )
+}
+
+async fn backfill(
+    config: gdelt_lake::config::Config,
+    from: NaiveDate,
+    to: NaiveDate,
+    tables: Vec<String>,
+    log: &Logger,
+) -> anyhow::Result<ExitCode> {
+    if from > to {
+        anyhow::bail!("--from {from} is after --to {to}");
+    }
+    let engine = Arc::new(Engine::open(config, log).context("starting")?);
+    let kinds = if tables.is_empty() {
+        engine.kinds.clone()
+    } else {
+        let mut kinds = Vec::new();
+        for name in &tables {
+            let kind = FileKind::for_table(name).with_context(|| {
+                format!("--tables: {name:?} is not a table; accepted: events, mentions, gkg")
+            })?;
+            if !kinds.contains(&kind) {
+                kinds.push(kind);
+            }
+        }
+        kinds.sort();
+        kinds
+    };
+    let Some(job) = run_job(&engine, JobSpec::Backfill { from, to, kinds }, true).await? else {
+        return Ok(ExitCode::from(130));
+    };
+    for file in job
+        .files
+        .iter()
+        .filter(|f| f.outcome == FileOutcome::Failed)
+    {
+        println!(
+            "FAILED {}: {}",
+            file.file,
+            file.error.as_deref().unwrap_or("unknown error")
+        );
+    }
+    Ok(job_verdict(&job))
+}
+
+fn coverage(
+    config: &gdelt_lake::config::Config,
+    since: Option<NaiveDate>,
+    until: Option<NaiveDate>,
+    table: &str,
+) -> anyhow::Result<ExitCode> {
+    let kind = FileKind::for_table(table).with_context(|| {
+        format!("--table: {table:?} is not a table; accepted: events, mentions, gkg")
+    })?;
+    let until = until.unwrap_or_else(|| chrono::Utc::now().date_naive());
+    let since = since.unwrap_or(until - chrono::Duration::days(6));
+    let path = config.lake.data_dir.join("catalog.sqlite");
+    if !path.exists() {
+        anyhow::bail!(
+            "no catalog at {}: nothing was ingested into this data directory yet",
+            path.display()
+        );
+    }
+    let catalog = Catalog::open_read_only(&path).context("opening the catalog")?;
+    let days = gdelt_lake::coverage::report(&catalog, kind, since, until)?;
+    println!(
+        "{:<10} {:>5} {:>8} {:>8} {:>6} {:>7} {:>9} {:>10} {:>11}",
+        table,
+        "slots",
+        "expected",
+        "ingested",
+        "failed",
+        "pending",
+        "missing",
+        "rows",
+        "quarantined"
+    );
+    for d in &days {
+        println!(
+            "{:<10} {:>5} {:>8} {:>8} {:>6} {:>7} {:>9} {:>10} {:>11}",
+            d.date,
+            d.slots,
+            d.expected,
+            d.ingested,
+            d.failed,
+            d.pending,
+            d.missing_upstream
+                .map_or_else(|| "?".to_owned(), |m| m.to_string()),
+            d.rows_stored,
+            d.rows_quarantined
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }

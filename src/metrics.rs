@@ -19,6 +19,7 @@ pub struct Metrics {
     pub ingest_quarantined: IntCounterVec,
     pub ingest_failures: IntCounterVec,
     pub last_batch: GaugeVec,
+    pub batch_age: GaugeVec,
     pub jobs_running: IntGauge,
     pub files_waiting: IntGauge,
     pub queries_running: IntGauge,
@@ -93,6 +94,14 @@ impl Metrics {
             &["table"],
         )
         .expect("valid metric");
+        let batch_age = GaugeVec::new(
+            Opts::new(
+                "ingest_newest_batch_age_seconds",
+                "Age of the newest stored batch at scrape time, by table",
+            ),
+            &["table"],
+        )
+        .expect("valid metric");
         let jobs_running =
             IntGauge::new("ingest_jobs_running", "Ingestion jobs planned or running")
                 .expect("valid metric");
@@ -115,6 +124,7 @@ impl Metrics {
             Box::new(ingest_quarantined.clone()),
             Box::new(ingest_failures.clone()),
             Box::new(last_batch.clone()),
+            Box::new(batch_age.clone()),
             Box::new(jobs_running.clone()),
             Box::new(files_waiting.clone()),
             Box::new(queries_running.clone()),
@@ -133,6 +143,7 @@ impl Metrics {
             ingest_quarantined,
             ingest_failures,
             last_batch,
+            batch_age,
             jobs_running,
             files_waiting,
             queries_running,
@@ -149,6 +160,16 @@ impl Metrics {
 
     /// The registry in Prometheus text format.
     pub fn render(&self) -> String {
+        let now = chrono::Utc::now().timestamp() as f64;
+        for table in ["events", "mentions", "gkg"] {
+            if let Ok(gauge) = self.last_batch.get_metric_with_label_values(&[table]) {
+                if gauge.get() > 0.0 {
+                    self.batch_age
+                        .with_label_values(&[table])
+                        .set(now - gauge.get());
+                }
+            }
+        }
         let mut buf = Vec::new();
         TextEncoder::new()
             .encode(&self.registry.gather(), &mut buf)

@@ -6,14 +6,19 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::error::{ApiError, ErrorBody};
-use super::params::bounded;
+use super::params::{bounded, date, range};
 use super::AppState;
 use crate::catalog::JobRecord;
+use crate::coverage::{CoverageDay, CoverageError};
+use crate::ingest::listing::FileKind;
 use crate::jobs::JobSpec;
 
 /// Registers the routes.
 pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(trigger).service(job);
+    cfg.service(trigger)
+        .service(backfill)
+        .service(job)
+        .service(coverage);
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -94,4 +99,155 @@ async fn job(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpRe
         Some(record) => Ok(HttpResponse::Ok().json(record)),
         None => Err(ApiError::NotFound(format!("no job with id {id}"))),
     }
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct BackfillQuery {
+    /// First batch date (UTC), YYYY-MM-DD, inclusive.
+    #[param(value_type = String, format = Date, example = "2015-02-19")]
+    from: Option<String>,
+    /// Last batch date (UTC), YYYY-MM-DD, inclusive.
+    #[param(value_type = String, format = Date, example = "2015-02-20")]
+    to: Option<String>,
+    /// Comma-separated tables: events, mentions, gkg (default: `ingest.tables`).
+    #[param(example = "events,mentions")]
+    tables: Option<String>,
+}
+
+/// Queue a backfill: every file of the tables whose batch date lies in `from..=to`.
+/// Resumable: files already stored are skipped, failed ones retried.
+#[utoipa::path(
+    tag = "ingest",
+    params(BackfillQuery),
+    responses(
+        (status = 202, description = "Job queued", body = TriggerResponse),
+        (status = 400, description = "A bad parameter", body = ErrorBody,
+         example = json!({"code": "invalid_parameter", "message": "tables: \"gdelt\" is not a table; accepted: events, mentions, gkg", "parameter": "tables"})),
+        (status = 503, description = "Queue full or shutting down; see Retry-After", body = ErrorBody),
+    )
+)]
+#[post("/ingest/backfill")]
+async fn backfill(
+    state: web::Data<AppState>,
+    query: web::Query<BackfillQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let from = date("from", query.from.as_deref())?
+        .ok_or_else(|| ApiError::invalid("from", "from is required, as YYYY-MM-DD"))?;
+    let to = date("to", query.to.as_deref())?
+        .ok_or_else(|| ApiError::invalid("to", "to is required, as YYYY-MM-DD"))?;
+    if from > to {
+        return Err(ApiError::invalid(
+            "from",
+            format!("from ({from}) is after to ({to})"),
+        ));
+    }
+    let kinds = match query.tables.as_deref() {
+        Some(list) => tables(list)?,
+        None => state.engine.kinds.clone(),
+    };
+    let days = (to - from).num_days() + 1;
+    let handle = state
+        .engine
+        .pool
+        .submit(JobSpec::Backfill { from, to, kinds })
+        .await?;
+    Ok(HttpResponse::Accepted().json(TriggerResponse {
+        job_id: handle.id,
+        queued: days as usize,
+        status_url: format!("/api/v1/ingest/jobs/{}", handle.id),
+    }))
+}
+
+fn tables(list: &str) -> Result<Vec<FileKind>, ApiError> {
+    let mut kinds = Vec::new();
+    for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let kind = FileKind::for_table(name).ok_or_else(|| {
+            ApiError::invalid(
+                "tables",
+                format!("tables: {name:?} is not a table; accepted: events, mentions, gkg"),
+            )
+        })?;
+        if !kinds.contains(&kind) {
+            kinds.push(kind);
+        }
+    }
+    if kinds.is_empty() {
+        return Err(ApiError::invalid(
+            "tables",
+            "tables: name one or more of events, mentions, gkg",
+        ));
+    }
+    kinds.sort();
+    Ok(kinds)
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CoverageQuery {
+    /// First day, YYYY-MM-DD (default: 6 days before `until`).
+    #[param(value_type = Option<String>, format = Date, example = "2015-02-18")]
+    since: Option<String>,
+    /// Last day, YYYY-MM-DD (default: today, UTC).
+    #[param(value_type = Option<String>, format = Date, example = "2015-02-20")]
+    until: Option<String>,
+    /// events (default), mentions or gkg.
+    #[param(example = "events")]
+    table: Option<String>,
+}
+
+/// A coverage report.
+#[derive(Serialize, ToSchema)]
+pub struct CoverageResponse {
+    #[schema(example = "events")]
+    pub table: &'static str,
+    /// One entry per day, oldest first.
+    pub days: Vec<CoverageDay>,
+}
+
+/// Completeness per day: expected, ingested, failed, pending, missing upstream, rows.
+#[utoipa::path(
+    tag = "ingest",
+    params(CoverageQuery),
+    responses(
+        (status = 200, description = "The report", body = CoverageResponse),
+        (status = 400, description = "A bad parameter", body = ErrorBody,
+         example = json!({"code": "invalid_parameter", "message": "table must be one of events, mentions, gkg, got \"x\"", "parameter": "table"})),
+    )
+)]
+#[get("/ingest/coverage")]
+async fn coverage(
+    state: web::Data<AppState>,
+    query: web::Query<CoverageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let dates = range(query.since.as_deref(), query.until.as_deref())?;
+    let until = dates
+        .until
+        .unwrap_or_else(|| chrono::Utc::now().date_naive());
+    let since = dates.since.unwrap_or(until - chrono::Duration::days(6));
+    if since > until {
+        return Err(ApiError::invalid(
+            "since",
+            format!("since ({since}) is after until ({until})"),
+        ));
+    }
+    let name = query.table.as_deref().unwrap_or("events");
+    let kind = FileKind::for_table(name).ok_or_else(|| {
+        ApiError::invalid(
+            "table",
+            format!("table must be one of events, mentions, gkg, got {name:?}"),
+        )
+    })?;
+    let catalog = state.engine.catalog.clone();
+    let days = web::block(move || crate::coverage::report(&catalog, kind, since, until))
+        .await
+        .map_err(|e| ApiError::Task(e.to_string()))?
+        .map_err(|e| match e {
+            CoverageError::TooLong { .. } => ApiError::invalid("since", e.to_string()),
+            CoverageError::Catalog(e) => ApiError::Catalog(e),
+        })?;
+    Ok(HttpResponse::Ok().json(CoverageResponse {
+        table: kind.layout().name,
+        days,
+    }))
 }

@@ -13,7 +13,7 @@ use md5::{Digest, Md5};
 use reqwest::{Client, StatusCode};
 use tokio::io::AsyncWriteExt;
 
-use super::listing::{FileKind, LatestBatches, ListedFile};
+use super::listing::{FileKind, ListedFile, ListingReader, Selection, Selector};
 use crate::config::{IngestConfig, SourceConfig};
 
 /// Errors fetching from the source. The message is what the catalog records as the reason.
@@ -58,13 +58,6 @@ impl FetchError {
 pub struct Download {
     pub file: tempfile::NamedTempFile,
     pub bytes: u64,
-}
-
-/// What a listing read selected, with the lines it could not parse.
-pub struct Selection {
-    pub files: Vec<ListedFile>,
-    pub bad_lines: u64,
-    pub first_bad_line: Option<String>,
 }
 
 /// The configured GDELT source.
@@ -155,21 +148,24 @@ impl Source {
         Ok(response)
     }
 
-    /// Reads a listing by name as a stream and keeps the files of the `n` newest batches of
-    /// `kind`.
+    /// Reads a listing by name as a stream, offering `selector` the files of `kinds`.
     ///
     /// # Errors
     /// The listing cannot be fetched.
-    pub async fn latest(
+    pub async fn read_listing<S, F>(
         &self,
         listing: &str,
-        kind: FileKind,
-        n: usize,
-    ) -> Result<Selection, FetchError> {
+        kinds: &[FileKind],
+        selector: F,
+    ) -> Result<Selection, FetchError>
+    where
+        S: Selector,
+        F: Fn() -> S,
+    {
         let url = self.url(listing);
         self.with_retries(|| async {
             let response = self.get(&url).await?;
-            let mut selector = LatestBatches::new(kind, n);
+            let mut reader = ListingReader::new(kinds, selector());
             let mut body = response.bytes_stream();
             let mut pending: Vec<u8> = Vec::new();
             while let Some(chunk) = body.next().await {
@@ -177,22 +173,13 @@ impl Source {
                 pending.extend_from_slice(&chunk);
                 let mut start = 0;
                 while let Some(pos) = pending[start..].iter().position(|&b| b == b'\n') {
-                    selector.push_line(&String::from_utf8_lossy(&pending[start..start + pos]));
+                    reader.push_line(&String::from_utf8_lossy(&pending[start..start + pos]));
                     start += pos + 1;
                 }
                 pending.drain(..start);
             }
-            selector.push_line(&String::from_utf8_lossy(&pending));
-            let (bad_lines, first) = selector.bad_lines();
-            let first_bad_line = first.map(str::to_owned);
-            Ok((
-                Selection {
-                    files: selector.into_files(),
-                    bad_lines,
-                    first_bad_line,
-                },
-                None,
-            ))
+            reader.push_line(&String::from_utf8_lossy(&pending));
+            Ok((reader.finish(), None))
         })
         .await
     }

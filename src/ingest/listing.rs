@@ -6,7 +6,9 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 
-use chrono::NaiveDateTime;
+use chrono::{NaiveDate, NaiveDateTime};
+
+use super::parse::{TableLayout, EVENTS, GKG, MENTIONS};
 
 /// The kind of a GDELT 2.0 file, from its name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -20,6 +22,9 @@ pub enum FileKind {
 }
 
 impl FileKind {
+    /// Every kind, in order.
+    pub const ALL: [FileKind; 3] = [Self::Export, Self::Mentions, Self::Gkg];
+
     /// The name used in the catalog.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -27,6 +32,20 @@ impl FileKind {
             Self::Mentions => "mentions",
             Self::Gkg => "gkg",
         }
+    }
+
+    /// The lake table this kind of file feeds.
+    pub fn layout(self) -> &'static TableLayout {
+        match self {
+            Self::Export => &EVENTS,
+            Self::Mentions => &MENTIONS,
+            Self::Gkg => &GKG,
+        }
+    }
+
+    /// The kind feeding a table name (`events`, `mentions`, `gkg`).
+    pub fn for_table(table: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.layout().name == table)
     }
 }
 
@@ -115,72 +134,158 @@ pub fn parse_line(line: &str) -> Result<Option<ListedFile>, ListingLineError> {
     }))
 }
 
-/// Keeps the files of one kind from the `n` newest batches seen, whatever order lines come in.
-/// Memory stays at `n` entries however long the listing is.
-pub struct LatestBatches {
-    kind: FileKind,
-    n: usize,
-    heap: BinaryHeap<Reverse<(NaiveDateTime, String)>>,
-    files: BTreeMap<String, ListedFile>,
-    bad_lines: u64,
-    first_error: Option<String>,
+/// Decides which listed files a run keeps.
+pub trait Selector {
+    /// Offers one listed file of a wanted kind.
+    fn offer(&mut self, file: ListedFile);
+    /// The kept files, oldest batch first, by kind within a batch.
+    fn into_files(self) -> Vec<ListedFile>;
 }
 
-impl LatestBatches {
-    /// Selects the `n` newest batches of `kind`.
-    pub fn new(kind: FileKind, n: usize) -> Self {
+/// What a listing read selected, with what else it learned.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    pub files: Vec<ListedFile>,
+    /// Lines that did not parse, and the first of them with its reason.
+    pub bad_lines: u64,
+    pub first_bad_line: Option<String>,
+    /// The newest batch the listing names, of any kind.
+    pub newest_listed: Option<NaiveDateTime>,
+}
+
+/// Reads a listing line by line into a selector, counting lines it cannot parse.
+pub struct ListingReader<S> {
+    kinds: Vec<FileKind>,
+    selector: S,
+    selection: Selection,
+}
+
+impl<S: Selector> ListingReader<S> {
+    /// Offers `selector` the files of `kinds`.
+    pub fn new(kinds: &[FileKind], selector: S) -> Self {
         Self {
-            kind,
-            n,
-            heap: BinaryHeap::new(),
-            files: BTreeMap::new(),
-            bad_lines: 0,
-            first_error: None,
+            kinds: kinds.to_vec(),
+            selector,
+            selection: Selection::default(),
         }
     }
 
     /// Feeds one listing line.
     pub fn push_line(&mut self, line: &str) {
         match parse_line(line) {
-            Ok(Some(file)) if file.kind == self.kind => self.push(file),
-            Ok(_) => {}
+            Ok(Some(file)) => {
+                let newest = &mut self.selection.newest_listed;
+                if newest.is_none_or(|n| file.timestamp > n) {
+                    *newest = Some(file.timestamp);
+                }
+                if self.kinds.contains(&file.kind) {
+                    self.selector.offer(file);
+                }
+            }
+            Ok(None) => {}
             Err(e) => {
-                self.bad_lines += 1;
-                self.first_error
+                self.selection.bad_lines += 1;
+                self.selection
+                    .first_bad_line
                     .get_or_insert_with(|| format!("{e}: {line:?}"));
             }
         }
     }
 
-    fn push(&mut self, file: ListedFile) {
-        if self.files.contains_key(&file.name) {
+    /// The selection.
+    pub fn finish(self) -> Selection {
+        Selection {
+            files: self.selector.into_files(),
+            ..self.selection
+        }
+    }
+}
+
+fn sorted(mut files: Vec<ListedFile>) -> Vec<ListedFile> {
+    files.sort_by_key(|f| (f.timestamp, f.kind));
+    files
+}
+
+/// Keeps the files of the `n` newest batches (timestamps) offered, whatever order lines come
+/// in. Memory stays at `n` batches however long the listing is.
+pub struct LatestBatches {
+    n: usize,
+    heap: BinaryHeap<Reverse<NaiveDateTime>>,
+    batches: BTreeMap<NaiveDateTime, BTreeMap<String, ListedFile>>,
+}
+
+impl LatestBatches {
+    /// Keeps the `n` newest batches.
+    pub fn new(n: usize) -> Self {
+        Self {
+            n,
+            heap: BinaryHeap::new(),
+            batches: BTreeMap::new(),
+        }
+    }
+}
+
+impl Selector for LatestBatches {
+    fn offer(&mut self, file: ListedFile) {
+        let ts = file.timestamp;
+        if let Some(batch) = self.batches.get_mut(&ts) {
             // A listing that names a file twice: the later line wins.
-            self.files.insert(file.name.clone(), file);
+            batch.insert(file.name.clone(), file);
             return;
         }
-        let key = (file.timestamp, file.name.clone());
         if self.heap.len() < self.n {
-            self.heap.push(Reverse(key));
-        } else if self.heap.peek().is_some_and(|Reverse(min)| key > *min) {
-            let Reverse((_, evicted)) = self.heap.pop().expect("heap is full");
-            self.files.remove(&evicted);
-            self.heap.push(Reverse(key));
+            self.heap.push(Reverse(ts));
+        } else if self.heap.peek().is_some_and(|Reverse(oldest)| ts > *oldest) {
+            let Reverse(evicted) = self.heap.pop().expect("heap is full");
+            self.batches.remove(&evicted);
+            self.heap.push(Reverse(ts));
         } else {
             return;
         }
-        self.files.insert(file.name.clone(), file);
+        self.batches
+            .entry(ts)
+            .or_default()
+            .insert(file.name.clone(), file);
     }
 
-    /// Lines that did not parse, and the first of them with its reason.
-    pub fn bad_lines(&self) -> (u64, Option<&str>) {
-        (self.bad_lines, self.first_error.as_deref())
+    fn into_files(self) -> Vec<ListedFile> {
+        sorted(
+            self.batches
+                .into_values()
+                .flat_map(BTreeMap::into_values)
+                .collect(),
+        )
+    }
+}
+
+/// Keeps every file whose batch date lies in an inclusive range.
+pub struct BatchDateRange {
+    from: NaiveDate,
+    to: NaiveDate,
+    files: BTreeMap<String, ListedFile>,
+}
+
+impl BatchDateRange {
+    /// Files with batch dates from `from` to `to`, both included.
+    pub fn new(from: NaiveDate, to: NaiveDate) -> Self {
+        Self {
+            from,
+            to,
+            files: BTreeMap::new(),
+        }
+    }
+}
+
+impl Selector for BatchDateRange {
+    fn offer(&mut self, file: ListedFile) {
+        let date = file.timestamp.date();
+        if date >= self.from && date <= self.to {
+            self.files.insert(file.name.clone(), file);
+        }
     }
 
-    /// The selected files, oldest batch first.
-    pub fn into_files(self) -> Vec<ListedFile> {
-        let mut files: Vec<ListedFile> = self.files.into_values().collect();
-        files.sort_by(|a, b| (a.timestamp, &a.name).cmp(&(b.timestamp, &b.name)));
-        files
+    fn into_files(self) -> Vec<ListedFile> {
+        sorted(self.files.into_values().collect())
     }
 }
 
@@ -206,6 +311,36 @@ mod tests {
             parse_line("1 a3b6d2b3e5f2f8b1c0d9e8f7a6b5c4d3 http://x/20150219094500.translation.export.CSV.zip").unwrap(),
             None
         );
+    }
+
+    #[test]
+    fn a_date_range_keeps_every_file_of_those_days_and_counts_bad_lines() {
+        let Some(text) =
+            crate::test_support::shared_file("excerpts/masterfilelist.head-20150218.txt")
+        else {
+            return;
+        };
+        let day = NaiveDate::from_ymd_opt(2015, 2, 19).unwrap();
+        let mut reader = ListingReader::new(&[FileKind::Export], BatchDateRange::new(day, day));
+        for line in text.lines().chain(["garbage line"]) {
+            reader.push_line(line);
+        }
+        let selection = reader.finish();
+        let expected = text
+            .lines()
+            .filter(|l| l.contains("/20150219") && l.contains(".export."))
+            .count();
+        assert_eq!(selection.files.len(), expected);
+        assert!(expected > 80, "{expected}");
+        assert_eq!(selection.bad_lines, 1);
+        assert_eq!(
+            selection.first_bad_line.as_deref(),
+            Some("expected '<size> <md5> <url>', found 2 fields: \"garbage line\"")
+        );
+        assert!(selection
+            .files
+            .windows(2)
+            .all(|w| w[0].timestamp < w[1].timestamp));
     }
 
     #[test]
@@ -236,11 +371,17 @@ mod tests {
         else {
             return;
         };
-        let mut latest = LatestBatches::new(FileKind::Export, 3);
+        let mut latest = ListingReader::new(&[FileKind::Export], LatestBatches::new(3));
         for line in text.lines() {
             latest.push_line(line);
         }
-        let names: Vec<String> = latest.into_files().into_iter().map(|f| f.name).collect();
+        let selection = latest.finish();
+        assert_eq!((selection.bad_lines, selection.first_bad_line), (0, None));
+        assert_eq!(
+            selection.newest_listed.unwrap().to_string(),
+            "2015-02-22 12:15:00"
+        );
+        let names: Vec<String> = selection.files.into_iter().map(|f| f.name).collect();
         let mut all: Vec<&str> = text
             .lines()
             .filter_map(|l| l.rsplit('/').next())
@@ -249,5 +390,23 @@ mod tests {
         all.sort_unstable();
         let expected: Vec<String> = all[all.len() - 3..].iter().map(|s| s.to_string()).collect();
         assert_eq!(names, expected);
+        // Two kinds: the two newest batches with either, both files of each.
+        let mut latest = ListingReader::new(
+            &[FileKind::Export, FileKind::Mentions],
+            LatestBatches::new(2),
+        );
+        for line in text.lines() {
+            latest.push_line(line);
+        }
+        let names: Vec<String> = latest.finish().files.into_iter().map(|f| f.name).collect();
+        // The newest batch of the excerpt was cut off after its export line.
+        assert_eq!(
+            names,
+            vec![
+                "20150222120000.export.CSV.zip",
+                "20150222120000.mentions.CSV.zip",
+                "20150222121500.export.CSV.zip",
+            ]
+        );
     }
 }

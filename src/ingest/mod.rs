@@ -15,15 +15,14 @@ use std::time::Instant;
 
 use slog::{error, info, o, warn, Logger};
 
-use crate::catalog::{Catalog, CatalogError, FileOutcome, FileResult};
+use chrono::NaiveDate;
+
+use crate::catalog::{Catalog, CatalogError, Claim, FileOutcome, FileResult};
 use crate::lake::Lake;
 use crate::metrics::Metrics;
 use convert::ConvertError;
 use fetch::{FetchError, Source};
-use listing::{FileKind, ListedFile};
-
-/// The table that events exports feed.
-pub const EVENTS_TABLE: &str = "events";
+use listing::{BatchDateRange, FileKind, LatestBatches, ListedFile, Selection};
 
 /// Errors that stop a whole run (as opposed to one file, which is recorded and skipped).
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +44,12 @@ enum FileError {
     Convert(#[from] ConvertError),
     #[error(transparent)]
     Catalog(#[from] CatalogError),
+    #[error("column count changed: every line has {found} fields, expected {expected}; nothing stored, the zip is kept at {kept} for re-processing")]
+    Schema {
+        found: usize,
+        expected: usize,
+        kept: String,
+    },
 }
 
 impl FileError {
@@ -52,7 +57,7 @@ impl FileError {
         match self {
             Self::Fetch(_) => "download",
             Self::Convert(ConvertError::Lake(_)) => "write",
-            Self::Convert(_) => "convert",
+            Self::Convert(_) | Self::Schema { .. } => "convert",
             Self::Catalog(_) => "catalog",
         }
     }
@@ -62,6 +67,8 @@ impl FileError {
 #[derive(Clone)]
 pub struct Ingestor {
     source: Source,
+    kinds: Vec<FileKind>,
+    max_attempts: u32,
     lake: Lake,
     catalog: Arc<Catalog>,
     metrics: Arc<Metrics>,
@@ -82,6 +89,8 @@ impl Ingestor {
     /// An ingestor over a source, lake and catalog.
     pub fn new(
         source: Source,
+        kinds: Vec<FileKind>,
+        max_attempts: u32,
         lake: Lake,
         catalog: Arc<Catalog>,
         metrics: Arc<Metrics>,
@@ -89,6 +98,8 @@ impl Ingestor {
     ) -> Self {
         Self {
             source,
+            kinds,
+            max_attempts,
             lake,
             catalog,
             metrics,
@@ -96,8 +107,9 @@ impl Ingestor {
         }
     }
 
-    /// The event files of the `n` newest batches, recorded in the catalog as seen.
-    /// `lastupdate.txt` is enough for the newest batch; more need `masterfilelist.txt`.
+    /// The files of the configured tables in the `n` newest batches, plus failed files due for
+    /// another attempt, recorded in the catalog as seen. `lastupdate.txt` is enough for the
+    /// newest batch; more need `masterfilelist.txt`.
     ///
     /// # Errors
     /// The listing cannot be fetched, or the catalog cannot record it.
@@ -106,7 +118,7 @@ impl Ingestor {
         if n == 1 {
             let last = self
                 .source
-                .latest("lastupdate.txt", FileKind::Export, 1)
+                .read_listing("lastupdate.txt", &self.kinds, || LatestBatches::new(1))
                 .await?;
             if !last.files.is_empty() {
                 selection = Some(last);
@@ -116,10 +128,57 @@ impl Ingestor {
             Some(s) => s,
             None => {
                 self.source
-                    .latest("masterfilelist.txt", FileKind::Export, n)
+                    .read_listing("masterfilelist.txt", &self.kinds, || LatestBatches::new(n))
                     .await?
             }
         };
+        let mut files = self.record(selection, &self.kinds, None).await?;
+        let catalog = self.catalog.clone();
+        let kinds: Vec<&'static str> = self.kinds.iter().map(|k| k.as_str()).collect();
+        let max_attempts = self.max_attempts;
+        let retry = blocking(move || catalog.retryable(&kinds, max_attempts)).await??;
+        for line in retry {
+            if let Ok(Some(file)) = listing::parse_line(&line) {
+                if !files.iter().any(|f| f.name == file.name) {
+                    files.push(file);
+                }
+            }
+        }
+        Ok(files)
+    }
+
+    /// Every file of `kinds` whose batch date lies in `from..=to`, from `masterfilelist.txt`,
+    /// recorded in the catalog as seen. Days the listing covers entirely are recorded as
+    /// listed, so the coverage report can tell slots the source never published.
+    ///
+    /// # Errors
+    /// The listing cannot be fetched, or the catalog cannot record it.
+    pub async fn plan_range(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+        kinds: &[FileKind],
+    ) -> Result<Vec<ListedFile>, IngestError> {
+        let selection = self
+            .source
+            .read_listing("masterfilelist.txt", kinds, || {
+                BatchDateRange::new(from, to)
+            })
+            .await?;
+        // Days before the newest listed batch's day are complete in this listing.
+        let complete = selection
+            .newest_listed
+            .and_then(|newest| newest.date().pred_opt())
+            .map(|last_whole_day| (from, to.min(last_whole_day)));
+        self.record(selection, kinds, complete).await
+    }
+
+    async fn record(
+        &self,
+        selection: Selection,
+        kinds: &[FileKind],
+        listed_days: Option<(NaiveDate, NaiveDate)>,
+    ) -> Result<Vec<ListedFile>, IngestError> {
         if selection.bad_lines > 0 {
             warn!(self.log, "listing lines not understood";
                 "count" => selection.bad_lines, "first" => selection.first_bad_line.as_deref());
@@ -127,84 +186,88 @@ impl Ingestor {
         let files = selection.files;
         let catalog = self.catalog.clone();
         let recorded = files.clone();
-        blocking(move || catalog.record_seen(&recorded)).await??;
+        let kinds: Vec<&'static str> = kinds.iter().map(|k| k.as_str()).collect();
+        blocking(move || -> Result<(), CatalogError> {
+            catalog.record_seen(&recorded)?;
+            if let Some((from, to)) = listed_days {
+                let days: Vec<String> = from
+                    .iter_days()
+                    .take_while(|d| *d <= to)
+                    .map(|d| d.format("%Y-%m-%d").to_string())
+                    .collect();
+                catalog.record_listed_days(&kinds, &days)?;
+            }
+            Ok(())
+        })
+        .await??;
         Ok(files)
     }
 
-    /// Ingests one listed file unless it is stored already or being ingested elsewhere.
-    /// Failures are recorded in the catalog and returned as a `Failed` result, never raised.
+    /// Ingests one listed file unless it is stored already, being ingested elsewhere, or has
+    /// failed too often. Failures are recorded in the catalog and returned as a `Failed`
+    /// result, never raised.
     pub async fn ingest_file(&self, file: &ListedFile, job_id: i64) -> FileResult {
         let started = Instant::now();
         let log = self
             .log
             .new(o!("job_id" => job_id, "batch" => file.name.clone()));
-        let table = EVENTS_TABLE;
-        let result = |outcome, rows: Option<(u64, u64)>, error: Option<String>| FileResult {
+        let table = file.kind.layout().name;
+        let result = |outcome, stored: Option<&Stored>, error: Option<String>| FileResult {
             file: file.name.clone(),
             outcome,
-            rows_stored: rows.map(|r| r.0 as i64),
-            rows_quarantined: rows.map(|r| r.1 as i64),
+            rows_stored: stored.map(|s| s.rows as i64),
+            rows_quarantined: stored.map(|s| s.quarantined as i64),
+            bytes: stored.map(|s| s.bytes as i64),
             error,
             duration_ms: Some(started.elapsed().as_millis() as i64),
         };
         let catalog = self.catalog.clone();
         let name = file.name.clone();
-        let claim = blocking(move || -> Result<(bool, Option<String>), CatalogError> {
-            if catalog.claim(&name)? {
-                return Ok((true, None));
-            }
-            Ok((false, catalog.file_status(&name)?))
-        })
-        .await;
-        match claim {
-            Ok(Ok((true, _))) => {}
-            Ok(Ok((false, status))) => {
-                let outcome = if status.as_deref() == Some("ingested") {
-                    FileOutcome::AlreadyIngested
-                } else {
-                    FileOutcome::InProgressElsewhere
-                };
-                self.metrics
-                    .ingest_files
-                    .with_label_values(&[
-                        table,
-                        if outcome == FileOutcome::AlreadyIngested {
-                            "already_ingested"
-                        } else {
-                            "in_progress_elsewhere"
-                        },
-                    ])
-                    .inc();
-                info!(log, "batch skipped"; "outcome" => format!("{outcome:?}"));
-                return result(outcome, None, None);
-            }
+        let max_attempts = self.max_attempts;
+        let claim = match blocking(move || catalog.claim(&name, max_attempts)).await {
+            Ok(Ok(claim)) => claim,
             Ok(Err(e)) => return result(FileOutcome::Failed, None, Some(e.to_string())),
             Err(e) => return result(FileOutcome::Failed, None, Some(e.to_string())),
+        };
+        let skipped = match claim {
+            Claim::Claimed => None,
+            Claim::AlreadyIngested => Some((FileOutcome::AlreadyIngested, "already_ingested", None)),
+            Claim::Running => Some((FileOutcome::InProgressElsewhere, "in_progress_elsewhere", None)),
+            Claim::GaveUp { attempts, error } => Some((
+                FileOutcome::Failed,
+                "gave_up",
+                Some(format!(
+                    "not retried: failed {attempts} times (ingest.max_attempts); last error: {error}"
+                )),
+            )),
+        };
+        if let Some((outcome, label, error)) = skipped {
+            self.metrics
+                .ingest_files
+                .with_label_values(&[table, label])
+                .inc();
+            info!(log, "batch skipped"; "outcome" => label);
+            return result(outcome, None, error);
         }
 
         match self.store(file).await {
-            Ok((rows, quarantined, bytes)) => {
-                self.metrics
-                    .ingest_files
-                    .with_label_values(&[table, "ingested"])
-                    .inc();
-                self.metrics
-                    .ingest_rows
+            Ok(stored) => {
+                let m = &self.metrics;
+                m.ingest_files.with_label_values(&[table, "ingested"]).inc();
+                m.ingest_rows
                     .with_label_values(&[table])
-                    .inc_by(rows);
-                self.metrics
-                    .ingest_quarantined
+                    .inc_by(stored.rows);
+                m.ingest_quarantined
                     .with_label_values(&[table])
-                    .inc_by(quarantined);
-                self.metrics
-                    .ingest_bytes
+                    .inc_by(stored.quarantined);
+                m.ingest_bytes
                     .with_label_values(&[table])
-                    .inc_by(bytes);
-                self.metrics
-                    .observe_batch(table, file.timestamp.and_utc().timestamp() as f64);
-                info!(log, "batch ingested"; "rows" => rows, "quarantined" => quarantined,
-                    "bytes" => bytes, "duration_ms" => started.elapsed().as_millis() as u64);
-                result(FileOutcome::Ingested, Some((rows, quarantined)), None)
+                    .inc_by(stored.bytes);
+                m.observe_batch(table, file.timestamp.and_utc().timestamp() as f64);
+                info!(log, "batch ingested"; "table" => table, "rows" => stored.rows,
+                    "quarantined" => stored.quarantined, "bytes" => stored.bytes,
+                    "duration_ms" => started.elapsed().as_millis() as u64);
+                result(FileOutcome::Ingested, Some(&stored), None)
             }
             Err(e) => {
                 let reason = e.to_string();
@@ -216,7 +279,7 @@ impl Ingestor {
                     .ingest_failures
                     .with_label_values(&[table, e.stage()])
                     .inc();
-                error!(log, "batch failed"; "error" => &reason, "stage" => e.stage(),
+                error!(log, "batch failed"; "table" => table, "error" => &reason, "stage" => e.stage(),
                     "duration_ms" => started.elapsed().as_millis() as u64);
                 let catalog = self.catalog.clone();
                 let name = file.name.clone();
@@ -234,27 +297,36 @@ impl Ingestor {
         }
     }
 
-    /// Download, verify, convert, commit the Parquet file, record it. Returns rows stored,
-    /// rows quarantined and bytes downloaded.
-    async fn store(&self, file: &ListedFile) -> Result<(u64, u64, u64), FileError> {
+    /// Download, verify, convert, commit the Parquet file, record it.
+    async fn store(&self, file: &ListedFile) -> Result<Stored, FileError> {
         let download = self.source.download(file, self.lake.tmp_dir()).await?;
         let member = file.name.strip_suffix(".zip").unwrap_or(&file.name);
-        let target = Lake::batch_path(EVENTS_TABLE, file.timestamp);
-        let converted = convert::convert(
-            download.file.path(),
-            member,
-            &parse::EVENTS,
-            &self.lake,
-            &target,
-        )
-        .await?;
+        let layout = file.kind.layout();
+        let target = Lake::batch_path(layout.name, file.timestamp);
+        let converted =
+            convert::convert(download.file.path(), member, layout, &self.lake, &target).await?;
+        if let Some(found) = changed_column_count(&converted, layout.columns.len()) {
+            // Not bad rows but a different file format: keep the zip to re-process it once
+            // the schema is known, and store nothing from it.
+            let kept = self
+                .lake
+                .keep_aside(download.file, &file.name)
+                .map_err(ConvertError::from)?;
+            return Err(FileError::Schema {
+                found,
+                expected: layout.columns.len(),
+                kept: kept.display().to_string(),
+            });
+        }
         drop(download);
-        let rows = converted.rows_stored;
-        let quarantined = converted.quarantined.len() as u64;
-        debug_assert_eq!(rows + quarantined, converted.lines_read);
+        let stored = Stored {
+            rows: converted.rows_stored,
+            quarantined: converted.quarantined.len() as u64,
+            bytes: file.size,
+        };
+        debug_assert_eq!(stored.rows + stored.quarantined, converted.lines_read);
         let catalog = self.catalog.clone();
         let name = file.name.clone();
-        let bytes = file.size;
         tokio::task::spawn_blocking(move || -> Result<(), FileError> {
             let (path, parquet_bytes) = match converted.sink {
                 Some(sink) => (Some(target), sink.commit().map_err(ConvertError::from)?),
@@ -271,6 +343,28 @@ impl Ingestor {
         })
         .await
         .map_err(|e| ConvertError::Task(e.to_string()))??;
-        Ok((rows, quarantined, bytes))
+        Ok(stored)
     }
+}
+
+/// What storing one file did.
+struct Stored {
+    rows: u64,
+    quarantined: u64,
+    bytes: u64,
+}
+
+/// A file whose every line has the same wrong number of fields has changed format; returns
+/// that number.
+fn changed_column_count(converted: &convert::Converted, expected: usize) -> Option<usize> {
+    if converted.rows_stored > 0 || converted.quarantined.is_empty() {
+        return None;
+    }
+    let counts: Vec<usize> = converted
+        .quarantined
+        .iter()
+        .map(|q| q.raw.split('\t').count())
+        .collect();
+    let first = counts[0];
+    (first != expected && counts.iter().all(|c| *c == first)).then_some(first)
 }

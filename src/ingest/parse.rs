@@ -135,6 +135,67 @@ pub const EVENTS: TableLayout = TableLayout {
     ],
 };
 
+/// GDELT 2.0 mentions: 16 columns, in file order.
+pub const MENTIONS: TableLayout = TableLayout {
+    name: "mentions",
+    columns: &[
+        ("GlobalEventID", Int),
+        ("EventTimeDate", Timestamp14),
+        ("MentionTimeDate", Timestamp14),
+        ("MentionType", Int),
+        ("MentionSourceName", Text),
+        ("MentionIdentifier", Text),
+        ("SentenceID", Int),
+        ("Actor1CharOffset", Int),
+        ("Actor2CharOffset", Int),
+        ("ActionCharOffset", Int),
+        ("InRawText", Int),
+        ("Confidence", Int),
+        ("MentionDocLen", Int),
+        ("MentionDocTone", Float),
+        ("MentionDocTranslationInfo", Text),
+        ("Extras", Text),
+    ],
+};
+
+/// GDELT 2.1 Global Knowledge Graph: 27 columns, in file order. The nested fields (counts,
+/// themes, locations, tone...) keep GDELT's own delimiters as text.
+pub const GKG: TableLayout = TableLayout {
+    name: "gkg",
+    columns: &[
+        ("GKGRECORDID", Text),
+        ("DATE", Timestamp14),
+        ("SourceCollectionIdentifier", Int),
+        ("SourceCommonName", Text),
+        ("DocumentIdentifier", Text),
+        ("Counts", Text),
+        ("V2Counts", Text),
+        ("Themes", Text),
+        ("V2Themes", Text),
+        ("Locations", Text),
+        ("V2Locations", Text),
+        ("Persons", Text),
+        ("V2Persons", Text),
+        ("Organizations", Text),
+        ("V2Organizations", Text),
+        ("V2Tone", Text),
+        ("Dates", Text),
+        ("GCAM", Text),
+        ("SharingImage", Text),
+        ("RelatedImages", Text),
+        ("SocialImageEmbeds", Text),
+        ("SocialVideoEmbeds", Text),
+        ("Quotations", Text),
+        ("AllNames", Text),
+        ("Amounts", Text),
+        ("TranslationInfo", Text),
+        ("Extras", Text),
+    ],
+};
+
+/// Every table, by name.
+pub const TABLES: [&TableLayout; 3] = [&EVENTS, &MENTIONS, &GKG];
+
 /// A line set aside instead of stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QuarantinedLine {
@@ -351,6 +412,39 @@ pub(crate) mod tests {
         assert_eq!(EVENTS.columns[26].0, "EventCode");
         assert_eq!(EVENTS.columns[53].0, "ActionGeo_CountryCode");
         assert_eq!(EVENTS.columns[60].0, "SOURCEURL");
+    }
+
+    #[test]
+    fn real_mentions_and_gkg_rows_parse_whole() {
+        for (layout, file, rows) in [
+            (&MENTIONS, "excerpts/aamend-spark-gdelt/mentions.csv", 100),
+            (&MENTIONS, "excerpts/aamend-spark-gdelt/mentionsT.csv", 100),
+            (&GKG, "excerpts/aamend-spark-gdelt/gkg.csv", 100),
+            (&GKG, "excerpts/aamend-spark-gdelt/gkgT.csv", 100),
+            (&EVENTS, "excerpts/aamend-spark-gdelt/eventsT.csv", 100),
+        ] {
+            let Some(text) = crate::test_support::shared_file(file) else {
+                return;
+            };
+            let mut p = RowParser::new(layout);
+            for (i, line) in text.lines().enumerate() {
+                p.push_line(i as u64 + 1, line.as_bytes())
+                    .unwrap_or_else(|q| panic!("{file}: {q:?}"));
+            }
+            let batch = p.finish_batch().unwrap();
+            assert_eq!(batch.num_rows(), rows, "{file}");
+        }
+        let text =
+            crate::test_support::shared_file("excerpts/aamend-spark-gdelt/mentionsT.csv").unwrap();
+        let mut p = RowParser::new(&MENTIONS);
+        p.push_line(1, text.lines().next().unwrap().as_bytes())
+            .unwrap();
+        let batch = p.finish_batch().unwrap();
+        assert!(batch
+            .column(14)
+            .as_string::<i32>()
+            .value(0)
+            .starts_with("srclc:"));
     }
 
     #[test]

@@ -280,7 +280,25 @@ async fn trigger_ingests_and_every_endpoint_answers_exactly() {
     let (_, body) = app.get("/api/v1/analytics/tone").await;
     assert_eq!(body["n"], 6);
     let (_, health) = app.get("/health").await;
-    assert_eq!(health["status"], "ok");
+    // Batches from 2015 are stale, and no mentions were published by this mirror.
+    assert_eq!(health["status"], "degraded");
+    let reasons: Vec<&str> = health["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap())
+        .collect();
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert!(
+        reasons[0].starts_with("events: newest batch is "),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons[0].ends_with(" minutes old (ingest.stale_after_minutes = 60)"),
+        "{reasons:?}"
+    );
+    assert_eq!(reasons[1], "mentions: no batch stored yet");
+    assert_eq!(health["tables"][0]["newest_batch"], B3);
     assert_eq!(health["lake"]["files_ingested"], 3);
     assert_eq!(health["lake"]["rows_stored"], 6);
     assert_eq!(health["lake"]["rows_quarantined"], 1);
@@ -389,6 +407,14 @@ async fn an_empty_lake_answers_empty_results() {
     );
     let (status, health) = app.get("/health").await;
     assert_eq!(status, 200);
+    assert_eq!(health["status"], "degraded");
+    assert_eq!(
+        health["reasons"],
+        json!([
+            "events: no batch stored yet",
+            "mentions: no batch stored yet"
+        ])
+    );
     assert_eq!(health["lake"]["files_ingested"], 0);
     assert_eq!(health["lake"]["newest_batch"], Value::Null);
     app.stop().await;
@@ -498,6 +524,8 @@ async fn openapi_document_and_swagger_ui_are_served() {
             "/api/v1/analytics/top-countries",
             "/api/v1/analytics/top-event-codes",
             "/api/v1/events/search",
+            "/api/v1/ingest/backfill",
+            "/api/v1/ingest/coverage",
             "/api/v1/ingest/jobs/{id}",
             "/api/v1/ingest/trigger",
             "/health",

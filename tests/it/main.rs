@@ -2,6 +2,7 @@
 //! GDELT. One test binary, so DuckDB is linked once.
 
 mod api;
+mod backfill;
 mod cli;
 mod failures;
 mod real_data;

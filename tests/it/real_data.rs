@@ -83,14 +83,15 @@ async fn every_real_export_batch_is_stored_and_counted_exactly() {
     let Some(shared) = shared_dir() else { return };
     let mirror = make_mirror(&shared);
     let raw = raw_counts(&shared);
-    assert_eq!(raw.lines.len(), 5);
+    // 5 exports and 4 mentions files (the GKG batch is not in the default tables).
+    assert_eq!(raw.lines.len(), 9);
     let server = MirrorServer::start(mirror.path());
     let app = TestApp::start(&server.base_url).await;
 
     let job = app.ingest(5).await;
     assert_eq!(job["state"], "succeeded", "{job}");
     let files = job["files"].as_array().unwrap();
-    assert_eq!(files.len(), 5);
+    assert_eq!(files.len(), 9);
     for file in files {
         let name = file["file"].as_str().unwrap();
         assert_eq!(file["outcome"], "ingested");
@@ -101,8 +102,23 @@ async fn every_real_export_batch_is_stored_and_counted_exactly() {
         );
         assert_eq!(file["rows_quarantined"], 0, "{name}");
     }
-    let total: usize = raw.lines.values().sum();
+    let total: usize = raw
+        .lines
+        .iter()
+        .filter(|(n, _)| n.contains(".export."))
+        .map(|(_, n)| n)
+        .sum();
     assert_eq!(total, 2271 + 2102 + 2084 + 2252 + 2414);
+    let mentions: i64 = files
+        .iter()
+        .filter(|f| f["file"].as_str().unwrap().contains(".mentions."))
+        .map(|f| f["rows_stored"].as_i64().unwrap())
+        .sum();
+    assert_eq!(mentions, 8462 + 8857 + 9709 + 10180);
+    assert_eq!(
+        job["rows_stored"].as_i64().unwrap(),
+        total as i64 + mentions
+    );
 
     let (_, codes) = app.get("/api/v1/analytics/top-event-codes?limit=500").await;
     assert_eq!(rows(&codes), ranked(&raw.codes));
@@ -164,7 +180,7 @@ async fn the_ingest_command_prints_a_summary_and_fails_on_failure() {
         String::from_utf8_lossy(&out.stderr)
     );
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), 7, "{stdout}");
+    assert_eq!(lines.len(), 11, "{stdout}");
     assert!(
         lines.contains(&"20150218230000.export.CSV.zip            2271            0  ingested"),
         "{stdout}"
@@ -173,7 +189,11 @@ async fn the_ingest_command_prints_a_summary_and_fails_on_failure() {
         lines.contains(&"20180101000000.export.CSV.zip            2414            0  ingested"),
         "{stdout}"
     );
-    assert_eq!(lines[6], "job 1 succeeded: 5 batch(es)");
+    assert!(
+        lines.contains(&"20150218230000.mentions.CSV.zip          8462            0  ingested"),
+        "{stdout}"
+    );
+    assert_eq!(lines[10], "job 1 succeeded: 9 file(s)");
 
     let again = run(server.base_url.clone()).await;
     assert!(again.status.success());

@@ -49,6 +49,13 @@ pub fn md5_hex(bytes: &[u8]) -> String {
     format!("{:x}", Md5::digest(bytes))
 }
 
+/// A realistic 16-field mentions row.
+pub fn mention_row(event_id: i64, batch: &str, source: &str) -> String {
+    format!(
+        "{event_id}\t20150218220000\t{batch}\t1\t{source}\thttp://{source}/story/{event_id}\t3\t-1\t120\t160\t1\t50\t2541\t-1.25\t\t"
+    )
+}
+
 /// A realistic 61-field events row, with some fields replaced by name.
 pub fn event_row(id: i64, batch: &str, overrides: &[(&str, &str)]) -> String {
     let names = gdelt_lake::ingest::parse::EVENTS.columns;
@@ -78,6 +85,8 @@ struct ServerState {
     root: PathBuf,
     hits: HashMap<String, usize>,
     faults: HashMap<String, Fault>,
+    /// Delay before answering a zip, to make long runs.
+    zip_delay: Duration,
 }
 
 /// A static file server for a mirror directory, counting requests and injecting faults.
@@ -100,7 +109,13 @@ impl MirrorServer {
             let shared = shared.clone();
             actix_web::App::new().default_service(web::to(move |req: HttpRequest| {
                 let shared = shared.clone();
-                async move { serve(&shared, req.path()) }
+                async move {
+                    let delay = shared.lock().unwrap().zip_delay;
+                    if req.path().ends_with(".zip") && !delay.is_zero() {
+                        tokio::time::sleep(delay).await;
+                    }
+                    serve(&shared, req.path())
+                }
             }))
         })
         .workers(1)
@@ -134,6 +149,11 @@ impl MirrorServer {
             .unwrap()
             .faults
             .insert(format!("/gdeltv2/{name}"), Fault { status, times });
+    }
+
+    /// Delays every zip answer by `delay`.
+    pub fn slow_down(&self, delay: Duration) {
+        self.state.lock().unwrap().zip_delay = delay;
     }
 
     pub async fn stop(self) {
@@ -182,12 +202,21 @@ impl Mirror {
 
     /// Adds an events export for `batch` (YYYYMMDDHHMMSS) whose member holds `lines`.
     pub async fn add_export(&mut self, batch: &str, lines: &[String]) -> String {
+        self.add_file(&format!("{batch}.export.CSV"), lines).await
+    }
+
+    /// Adds a mentions file for `batch`.
+    pub async fn add_mentions(&mut self, batch: &str, lines: &[String]) -> String {
+        self.add_file(&format!("{batch}.mentions.CSV"), lines).await
+    }
+
+    /// Adds `member.zip` holding `lines`.
+    pub async fn add_file(&mut self, member: &str, lines: &[String]) -> String {
         let mut content = lines.join("\n");
         if !lines.is_empty() {
             content.push('\n');
         }
-        let member = format!("{batch}.export.CSV");
-        let zip = zip_bytes(&member, content.as_bytes()).await;
+        let zip = zip_bytes(member, content.as_bytes()).await;
         self.add_raw(&format!("{member}.zip"), &zip, None)
     }
 
@@ -330,9 +359,13 @@ impl TestApp {
             .post(&format!("/api/v1/ingest/trigger?n_batches={n}"))
             .await;
         assert_eq!(status, 202, "{body}");
-        let url = body["status_url"].as_str().unwrap().to_owned();
+        self.wait(body["status_url"].as_str().unwrap()).await
+    }
+
+    /// Polls a job until it ends.
+    pub async fn wait(&self, url: &str) -> Value {
         for _ in 0..600 {
-            let (status, job) = self.get(&url).await;
+            let (status, job) = self.get(url).await;
             assert_eq!(status, 200);
             if job["state"] == "succeeded" || job["state"] == "failed" {
                 return job;
