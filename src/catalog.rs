@@ -71,6 +71,7 @@ CREATE TABLE jobs (
     state       TEXT NOT NULL CHECK (state IN ('queued', 'running', 'succeeded', 'failed')),
     total       INTEGER NOT NULL DEFAULT 0,
     finished    INTEGER NOT NULL DEFAULT 0,
+    warnings    TEXT NOT NULL DEFAULT '[]',
     error       TEXT,
     created_at  TEXT NOT NULL,
     started_at  TEXT,
@@ -172,6 +173,8 @@ pub struct JobRecord {
     pub rows_quarantined: i64,
     /// Zip bytes downloaded by this job so far.
     pub bytes: i64,
+    /// Things the job noticed that did not stop it, such as listing lines it could not parse.
+    pub warnings: Vec<String>,
     pub error: Option<String>,
     pub created_at: String,
     pub started_at: Option<String>,
@@ -614,10 +617,10 @@ impl Catalog {
     ///
     /// # Errors
     /// Database errors.
-    pub fn start_job(&self, id: i64, total: usize) -> Result<()> {
+    pub fn start_job(&self, id: i64, total: usize, warnings: &[String]) -> Result<()> {
         self.conn().execute(
-            "UPDATE jobs SET state = 'running', total = ?2, started_at = ?3 WHERE id = ?1",
-            params![id, total as i64, now()],
+            "UPDATE jobs SET state = 'running', total = ?2, warnings = ?3, started_at = ?4 WHERE id = ?1",
+            params![id, total as i64, serde_json::to_string(warnings).unwrap_or_default(), now()],
         )?;
         Ok(())
     }
@@ -676,7 +679,7 @@ impl Catalog {
         let conn = self.conn();
         let job = conn
             .query_row(
-                "SELECT id, kind, params, state, total, finished, error, created_at, started_at, finished_at \
+                "SELECT id, kind, params, state, total, finished, error, created_at, started_at, finished_at, warnings \
                  FROM jobs WHERE id = ?1",
                 [id],
                 |r| {
@@ -692,6 +695,7 @@ impl Catalog {
                         created_at: r.get(7)?,
                         started_at: r.get(8)?,
                         finished_at: r.get(9)?,
+                        warnings: serde_json::from_str(&r.get::<_, String>(10)?).unwrap_or_default(),
                         failed: 0,
                         rows_stored: 0,
                         rows_quarantined: 0,

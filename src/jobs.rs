@@ -273,10 +273,11 @@ impl JobContext {
                 self.ingestor.plan_range(*from, *to, kinds).await
             }
         };
-        let files = planned.map_err(|e| e.to_string())?;
+        let plan = planned.map_err(|e| e.to_string())?;
+        let files = plan.files;
         let catalog = self.catalog.clone();
         let total = files.len();
-        tokio::task::spawn_blocking(move || catalog.start_job(id, total))
+        tokio::task::spawn_blocking(move || catalog.start_job(id, total, &plan.warnings))
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;

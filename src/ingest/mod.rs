@@ -113,7 +113,7 @@ impl Ingestor {
     ///
     /// # Errors
     /// The listing cannot be fetched, or the catalog cannot record it.
-    pub async fn plan_latest(&self, n: usize) -> Result<Vec<ListedFile>, IngestError> {
+    pub async fn plan_latest(&self, n: usize) -> Result<Plan, IngestError> {
         let mut selection = None;
         if n == 1 {
             let last = self
@@ -132,19 +132,19 @@ impl Ingestor {
                     .await?
             }
         };
-        let mut files = self.record(selection, &self.kinds, None).await?;
+        let mut plan = self.record(selection, &self.kinds, None).await?;
         let catalog = self.catalog.clone();
         let kinds: Vec<&'static str> = self.kinds.iter().map(|k| k.as_str()).collect();
         let max_attempts = self.max_attempts;
         let retry = blocking(move || catalog.retryable(&kinds, max_attempts)).await??;
         for line in retry {
             if let Ok(Some(file)) = listing::parse_line(&line) {
-                if !files.iter().any(|f| f.name == file.name) {
-                    files.push(file);
+                if !plan.files.iter().any(|f| f.name == file.name) {
+                    plan.files.push(file);
                 }
             }
         }
-        Ok(files)
+        Ok(plan)
     }
 
     /// Every file of `kinds` whose batch date lies in `from..=to`, from `masterfilelist.txt`,
@@ -158,7 +158,7 @@ impl Ingestor {
         from: NaiveDate,
         to: NaiveDate,
         kinds: &[FileKind],
-    ) -> Result<Vec<ListedFile>, IngestError> {
+    ) -> Result<Plan, IngestError> {
         let selection = self
             .source
             .read_listing("masterfilelist.txt", kinds, || {
@@ -178,10 +178,16 @@ impl Ingestor {
         selection: Selection,
         kinds: &[FileKind],
         listed_days: Option<(NaiveDate, NaiveDate)>,
-    ) -> Result<Vec<ListedFile>, IngestError> {
+    ) -> Result<Plan, IngestError> {
+        let mut warnings = Vec::new();
         if selection.bad_lines > 0 {
             warn!(self.log, "listing lines not understood";
                 "count" => selection.bad_lines, "first" => selection.first_bad_line.as_deref());
+            warnings.push(format!(
+                "{} listing line(s) not understood and skipped; first: {}",
+                selection.bad_lines,
+                selection.first_bad_line.as_deref().unwrap_or_default()
+            ));
         }
         let files = selection.files;
         let catalog = self.catalog.clone();
@@ -200,7 +206,7 @@ impl Ingestor {
             Ok(())
         })
         .await??;
-        Ok(files)
+        Ok(Plan { files, warnings })
     }
 
     /// Ingests one listed file unless it is stored already, being ingested elsewhere, or has
@@ -345,6 +351,13 @@ impl Ingestor {
         .map_err(|e| ConvertError::Task(e.to_string()))??;
         Ok(stored)
     }
+}
+
+/// The files a job will ingest, and what it should know about how they were chosen.
+pub struct Plan {
+    pub files: Vec<ListedFile>,
+    /// For example listing lines that did not parse.
+    pub warnings: Vec<String>,
 }
 
 /// What storing one file did.

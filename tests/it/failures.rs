@@ -224,3 +224,29 @@ async fn transient_server_errors_are_retried_and_permanent_ones_recorded() {
     app.stop().await;
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zip_with_no_member_fails_and_a_bad_listing_line_is_reported() {
+    let empty = ZipFileWriter::new(Vec::<u8>::new()).close().await.unwrap();
+    let mut mirror = mirror_with_bad(&empty, None).await;
+    // A line GDELT never meant: skipped, counted and reported in the job, not fatal.
+    mirror.add_raw("20150218233000.export.CSV.zip", b"x", None);
+    mirror.set_listing_line("20150218233000.export.CSV.zip", "not a listing line");
+    let server = MirrorServer::start(mirror.dir.path());
+    let app = TestApp::start(&server.base_url).await;
+    let job = app.ingest(2).await;
+    assert_eq!(
+        file_result(&job, &format!("{BAD}.export.CSV.zip"))["error"],
+        "the zip has no member"
+    );
+    assert_eq!(
+        file_result(&job, &format!("{GOOD}.export.CSV.zip"))["outcome"],
+        "ingested"
+    );
+    assert_eq!(
+        job["warnings"],
+        serde_json::json!(["1 listing line(s) not understood and skipped; first: expected '<size> <md5> <url>', found 4 fields: \"not a listing line\""])
+    );
+    app.stop().await;
+    server.stop().await;
+}
