@@ -75,7 +75,18 @@ pub async fn convert(
 ) -> Result<Converted, ConvertError> {
     let file = tokio::fs::File::open(zip_path).await?;
     let zip = ZipFileReader::with_tokio(BufReader::with_capacity(64 * 1024, file));
-    let Some(mut reading) = zip.next_with_entry().await? else {
+    /// The signatures of the central directory and its end: a zip whose first record is one
+    /// of these has no member.
+    const NO_MEMBER: [u32; 2] = [0x0201_4b50, 0x0605_4b50];
+    let first = match zip.next_with_entry().await {
+        Err(async_zip::error::ZipError::UnexpectedHeaderError(actual, _))
+            if NO_MEMBER.contains(&actual) =>
+        {
+            return Err(ConvertError::NoMember)
+        }
+        other => other?,
+    };
+    let Some(mut reading) = first else {
         return Err(ConvertError::NoMember);
     };
     let entry = reading.reader().entry();
@@ -219,7 +230,7 @@ mod tests {
     use crate::ingest::parse::tests::distinct_row;
     use crate::ingest::parse::{ColumnKind, EVENTS};
     use arrow::array::{Array, AsArray};
-    use arrow::datatypes::{Date32Type, Float64Type, Int64Type, TimestampSecondType};
+    use arrow::datatypes::{Date32Type, Float64Type, Int64Type, TimestampMillisecondType};
     use async_zip::base::write::ZipFileWriter;
     use async_zip::{Compression, ZipEntryBuilder};
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -299,8 +310,8 @@ mod tests {
                 ColumnKind::Flag => assert!(col.as_boolean().value(1), "{name}"),
                 ColumnKind::Timestamp14 => {
                     assert_eq!(
-                        col.as_primitive::<TimestampSecondType>().value(1),
-                        1_424_300_400,
+                        col.as_primitive::<TimestampMillisecondType>().value(1),
+                        1_424_300_400_000,
                         "{name}"
                     )
                 }

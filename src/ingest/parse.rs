@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use arrow::array::{
     ArrayRef, BooleanBuilder, Date32Builder, Float64Builder, Int64Builder, StringBuilder,
-    TimestampSecondBuilder,
+    TimestampMillisecondBuilder,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::error::ArrowError;
@@ -29,7 +29,7 @@ pub enum ColumnKind {
     Date8,
     /// `0` / `1` into a boolean.
     Flag,
-    /// `YYYYMMDDHHMMSS` into a timestamp with second precision. GDELT times are UTC; the
+    /// `YYYYMMDDHHMMSS` into a timestamp (millisecond unit, as Parquet has no seconds). GDELT times are UTC; the
     /// column carries no zone so every reader sees the same wall-clock value.
     Timestamp14,
 }
@@ -42,7 +42,7 @@ impl ColumnKind {
             Self::Float => DataType::Float64,
             Self::Date8 => DataType::Date32,
             Self::Flag => DataType::Boolean,
-            Self::Timestamp14 => DataType::Timestamp(TimeUnit::Second, None),
+            Self::Timestamp14 => DataType::Timestamp(TimeUnit::Millisecond, None),
         }
     }
 }
@@ -212,7 +212,7 @@ enum Builder {
     Float(Float64Builder),
     Date(Date32Builder),
     Flag(BooleanBuilder),
-    Timestamp(TimestampSecondBuilder),
+    Timestamp(TimestampMillisecondBuilder),
 }
 
 /// A field that passed its column's parser.
@@ -268,7 +268,7 @@ fn parse_cell<'a>(kind: ColumnKind, text: &'a str) -> Result<Cell<'a>, &'static 
             }
             let ts = NaiveDateTime::parse_from_str(text, "%Y%m%d%H%M%S")
                 .map_err(|_| "not a valid YYYYMMDDHHMMSS timestamp")?;
-            Cell::Timestamp(ts.and_utc().timestamp())
+            Cell::Timestamp(ts.and_utc().timestamp_millis())
         }
     })
 }
@@ -290,7 +290,7 @@ impl RowParser {
                 ColumnKind::Float => Builder::Float(Float64Builder::new()),
                 ColumnKind::Date8 => Builder::Date(Date32Builder::new()),
                 ColumnKind::Flag => Builder::Flag(BooleanBuilder::new()),
-                ColumnKind::Timestamp14 => Builder::Timestamp(TimestampSecondBuilder::new()),
+                ColumnKind::Timestamp14 => Builder::Timestamp(TimestampMillisecondBuilder::new()),
             })
             .collect();
         Self {
@@ -387,7 +387,7 @@ impl RowParser {
 pub(crate) mod tests {
     use super::*;
     use arrow::array::{Array, AsArray};
-    use arrow::datatypes::{Date32Type, Float64Type, Int64Type, TimestampSecondType};
+    use arrow::datatypes::{Date32Type, Float64Type, Int64Type, TimestampMillisecondType};
 
     /// A row whose every field differs from every other, so a column shift cannot go unseen.
     pub(crate) fn distinct_row() -> Vec<String> {
@@ -463,8 +463,8 @@ pub(crate) mod tests {
                 Date8 => assert_eq!(col.as_primitive::<Date32Type>().value(0), 16483),
                 Flag => assert!(col.as_boolean().value(0)),
                 Timestamp14 => assert_eq!(
-                    col.as_primitive::<TimestampSecondType>().value(0),
-                    1_424_300_400
+                    col.as_primitive::<TimestampMillisecondType>().value(0),
+                    1_424_300_400_000
                 ),
             }
         }

@@ -40,13 +40,16 @@ fn raw_counts(shared: &Path) -> RawCounts {
     for entry in std::fs::read_dir(shared.join("gdeltv2")).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        if !name.ends_with(".export.CSV") {
+        if !name.ends_with(".CSV") {
             continue;
         }
         let text = std::fs::read_to_string(&path).unwrap();
         counts
             .lines
             .insert(format!("{name}.zip"), text.lines().count());
+        if !name.ends_with(".export.CSV") {
+            continue;
+        }
         for line in text.lines() {
             let fields: Vec<&str> = line.split('\t').collect();
             *counts.codes.entry(fields[26].to_owned()).or_default() += 1;
@@ -134,8 +137,15 @@ async fn every_real_export_batch_is_stored_and_counted_exactly() {
     let (_, found) = app
         .get("/api/v1/events/search?query=sona2015-jamming-state-security&until=2015-02-18")
         .await;
-    assert_eq!(found["count"], 1, "{found}");
-    let row = &found["rows"][0];
+    let raw = std::fs::read_to_string(shared.join("gdeltv2/20150218230000.export.CSV")).unwrap();
+    let expected = raw
+        .lines()
+        .filter(|l| l.contains("sona2015-jamming-state-security"))
+        .count();
+    assert_eq!(expected, 9);
+    assert_eq!(found["count"], expected, "{found}");
+    // Newest batch first, then by id descending: the file's first line comes last.
+    let row = &found["rows"][8];
     assert_eq!(row["GlobalEventID"], 410412347);
     assert_eq!(row["Day"], "2014-02-18");
     assert_eq!(row["EventCode"], "043");
