@@ -37,6 +37,7 @@ const MIGRATIONS: &[&str] = &[r"
 CREATE TABLE files (
     name             TEXT PRIMARY KEY,
     kind             TEXT NOT NULL,
+    feed             TEXT NOT NULL,
     batch_ts         TEXT NOT NULL,
     batch_date       TEXT NOT NULL,
     url              TEXT NOT NULL,
@@ -91,10 +92,11 @@ CREATE TABLE job_files (
 -- Days whose every slot the source's master listing was read for, per kind: a slot with no
 -- listed file on such a day was never published upstream.
 CREATE TABLE listed_days (
+    feed      TEXT NOT NULL,
     kind      TEXT NOT NULL,
     day       TEXT NOT NULL,
     listed_at TEXT NOT NULL,
-    PRIMARY KEY (kind, day)
+    PRIMARY KEY (feed, kind, day)
 );
 "];
 
@@ -317,8 +319,8 @@ impl Catalog {
         let tx = conn.transaction()?;
         {
             let mut stmt = tx.prepare(
-                "INSERT INTO files (name, kind, batch_ts, batch_date, url, size, md5, first_seen_at, updated_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8) \
+                "INSERT INTO files (name, kind, feed, batch_ts, batch_date, url, size, md5, first_seen_at, updated_at) \
+                 VALUES (?1, ?2, ?9, ?3, ?4, ?5, ?6, ?7, ?8, ?8) \
                  ON CONFLICT (name) DO UPDATE SET url = excluded.url, size = excluded.size, md5 = excluded.md5, \
                  updated_at = excluded.updated_at WHERE files.status <> 'ingested'",
             )?;
@@ -332,7 +334,8 @@ impl Catalog {
                     f.url,
                     f.size as i64,
                     f.md5,
-                    at
+                    at,
+                    f.feed.as_str()
                 ])?;
             }
         }
@@ -413,17 +416,17 @@ impl Catalog {
     ///
     /// # Errors
     /// Database errors.
-    pub fn record_listed_days(&self, kinds: &[&str], days: &[String]) -> Result<()> {
+    pub fn record_listed_days(&self, feed: &str, kinds: &[&str], days: &[String]) -> Result<()> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         {
             let mut stmt = tx.prepare(
-                "INSERT OR REPLACE INTO listed_days (kind, day, listed_at) VALUES (?1, ?2, ?3)",
+                "INSERT OR REPLACE INTO listed_days (feed, kind, day, listed_at) VALUES (?4, ?1, ?2, ?3)",
             )?;
             let at = now();
             for kind in kinds {
                 for day in days {
-                    stmt.execute(params![kind, day, at])?;
+                    stmt.execute(params![kind, day, at, feed])?;
                 }
             }
         }
@@ -436,24 +439,30 @@ impl Catalog {
     ///
     /// # Errors
     /// Database errors.
-    pub fn coverage(&self, kind: &str, since: &str, until: &str) -> Result<Vec<DayCounts>> {
+    pub fn coverage(
+        &self,
+        feed: &str,
+        kind: &str,
+        since: &str,
+        until: &str,
+    ) -> Result<Vec<DayCounts>> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(
             "WITH days AS ( \
-                 SELECT batch_date AS day FROM files WHERE kind = ?1 AND batch_date BETWEEN ?2 AND ?3 \
-                 UNION SELECT day FROM listed_days WHERE kind = ?1 AND day BETWEEN ?2 AND ?3) \
+                 SELECT batch_date AS day FROM files WHERE feed = ?4 AND kind = ?1 AND batch_date BETWEEN ?2 AND ?3 \
+                 UNION SELECT day FROM listed_days WHERE feed = ?4 AND kind = ?1 AND day BETWEEN ?2 AND ?3) \
              SELECT d.day, \
-                 EXISTS (SELECT 1 FROM listed_days l WHERE l.kind = ?1 AND l.day = d.day), \
+                 EXISTS (SELECT 1 FROM listed_days l WHERE l.feed = ?4 AND l.kind = ?1 AND l.day = d.day), \
                  COUNT(f.name), \
                  COALESCE(SUM(f.status = 'ingested'), 0), \
                  COALESCE(SUM(f.status = 'failed'), 0), \
                  COALESCE(SUM(f.status IN ('pending', 'running')), 0), \
                  COALESCE(SUM(CASE WHEN f.status = 'ingested' THEN f.rows_stored END), 0), \
                  COALESCE(SUM(CASE WHEN f.status = 'ingested' THEN f.rows_quarantined END), 0) \
-             FROM days d LEFT JOIN files f ON f.kind = ?1 AND f.batch_date = d.day \
+             FROM days d LEFT JOIN files f ON f.feed = ?4 AND f.kind = ?1 AND f.batch_date = d.day \
              GROUP BY d.day ORDER BY d.day",
         )?;
-        let rows = stmt.query_map(params![kind, since, until], |r| {
+        let rows = stmt.query_map(params![kind, since, until, feed], |r| {
             Ok(DayCounts {
                 day: r.get(0)?,
                 listing_read: r.get(1)?,

@@ -57,6 +57,9 @@ pub enum Command {
         /// Tables to fill (default: ingest.tables), e.g. --tables events,mentions,gkg.
         #[arg(long, value_delimiter = ',', value_name = "TABLES")]
         tables: Vec<String>,
+        /// Feeds to fill (default: ingest.feeds), e.g. --feeds english,translingual.
+        #[arg(long, value_delimiter = ',', value_name = "FEEDS")]
+        feeds: Vec<String>,
     },
     /// Print per-day completeness: expected, ingested, failed, pending, missing upstream.
     Coverage {
@@ -69,6 +72,9 @@ pub enum Command {
         /// events, mentions or gkg.
         #[arg(long, default_value = "events")]
         table: String,
+        /// english or translingual.
+        #[arg(long, default_value = "english")]
+        feed: String,
     },
     /// Print the effective configuration as TOML and exit.
     Config,

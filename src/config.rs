@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use toml::{Table, Value};
 
-use crate::ingest::listing::FileKind;
+use crate::ingest::listing::{Feed, FileKind};
 
 /// The documented defaults, embedded so the binary runs without any file.
 pub const DEFAULT_CONFIG_TOML: &str = include_str!("../config.toml");
@@ -86,6 +86,7 @@ pub struct SourceConfig {
 pub struct IngestConfig {
     pub schedule: String,
     pub tables: Vec<String>,
+    pub feeds: Vec<String>,
     pub scheduler_enabled: bool,
     pub batches_per_run: usize,
     pub workers: usize,
@@ -409,6 +410,7 @@ impl Config {
             ),
         })?;
         self.ingest_kinds()?;
+        self.ingest_feeds()?;
         range(
             "ingest.batches_per_run",
             self.ingest.batches_per_run,
@@ -477,6 +479,31 @@ impl Config {
         }
         kinds.sort();
         Ok(kinds)
+    }
+
+    /// The feeds of `ingest.feeds`, in a fixed order.
+    ///
+    /// # Errors
+    /// `ConfigError::Invalid` for an unknown name or an empty list.
+    pub fn ingest_feeds(&self) -> Result<Vec<Feed>, ConfigError> {
+        let mut feeds = Vec::new();
+        for name in &self.ingest.feeds {
+            let feed = Feed::parse(name).ok_or_else(|| ConfigError::Invalid {
+                key: "ingest.feeds",
+                message: format!("{name:?} is not a feed; accepted: english, translingual"),
+            })?;
+            if !feeds.contains(&feed) {
+                feeds.push(feed);
+            }
+        }
+        if feeds.is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "ingest.feeds",
+                message: "is empty; accepted: one or more of english, translingual".into(),
+            });
+        }
+        feeds.sort();
+        Ok(feeds)
     }
 
     /// The parsed `server.listen` address.

@@ -6,7 +6,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::catalog::{Catalog, CatalogError, DayCounts};
-use crate::ingest::listing::FileKind;
+use crate::ingest::listing::{Feed, FileKind};
 
 /// GDELT 2.0's first batch.
 fn feed_start() -> NaiveDateTime {
@@ -65,12 +65,13 @@ pub enum CoverageError {
 /// Largest range reported at once.
 pub const MAX_DAYS: i64 = 3660;
 
-/// Every day from `since` to `until` (inclusive) for one kind of file, oldest first.
+/// Every day from `since` to `until` (inclusive) for one kind of file of one feed, oldest first.
 ///
 /// # Errors
 /// A range over `MAX_DAYS` days, or a catalog error.
 pub fn report(
     catalog: &Catalog,
+    feed: Feed,
     kind: FileKind,
     since: NaiveDate,
     until: NaiveDate,
@@ -83,7 +84,7 @@ pub fn report(
         });
     }
     let fmt = |d: NaiveDate| d.format("%Y-%m-%d").to_string();
-    let known = catalog.coverage(kind.as_str(), &fmt(since), &fmt(until))?;
+    let known = catalog.coverage(feed.as_str(), kind.as_str(), &fmt(since), &fmt(until))?;
     let mut known = known.into_iter().peekable();
     let mut out = Vec::with_capacity(days.max(0) as usize);
     for day in since.iter_days().take_while(|d| *d <= until) {

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::catalog::{Catalog, CatalogError, FileOutcome, FileResult};
 use chrono::NaiveDate;
 
-use crate::ingest::listing::{FileKind, ListedFile};
+use crate::ingest::listing::{Feed, FileKind, ListedFile};
 use crate::ingest::Ingestor;
 use crate::metrics::Metrics;
 
@@ -24,11 +24,12 @@ use crate::metrics::Metrics;
 pub enum JobSpec {
     /// Ingest the configured tables' files of the `n_batches` newest batches.
     Latest { n_batches: usize },
-    /// Ingest every file of `kinds` whose batch date lies in `from..=to`.
+    /// Ingest every file of `kinds` in `feeds` whose batch date lies in `from..=to`.
     Backfill {
         from: NaiveDate,
         to: NaiveDate,
         kinds: Vec<FileKind>,
+        feeds: Vec<Feed>,
     },
 }
 
@@ -43,12 +44,50 @@ impl JobSpec {
     fn params(&self) -> serde_json::Value {
         match self {
             Self::Latest { n_batches } => serde_json::json!({ "n_batches": n_batches }),
-            Self::Backfill { from, to, kinds } => serde_json::json!({
+            Self::Backfill {
+                from,
+                to,
+                kinds,
+                feeds,
+            } => serde_json::json!({
                 "from": from.to_string(),
                 "to": to.to_string(),
                 "tables": kinds.iter().map(|k| k.layout().name).collect::<Vec<_>>(),
+                "feeds": feeds.iter().map(|f| f.as_str()).collect::<Vec<_>>(),
             }),
         }
+    }
+}
+
+/// Why a backfill range is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BackfillRangeError {
+    #[error("from ({from}) is after to ({to})")]
+    Reversed { from: NaiveDate, to: NaiveDate },
+    #[error("from ({from}) is before GDELT 2.0 began (2015-02-18)")]
+    FromBeforeFeed { from: NaiveDate },
+    #[error("to ({to}) is after today ({today}, UTC)")]
+    ToInFuture { to: NaiveDate, today: NaiveDate },
+}
+
+/// Checks a backfill range: ordered, within GDELT 2.0's life, not in the future.
+///
+/// # Errors
+/// The first rule the range breaks.
+pub fn check_backfill_range(
+    from: NaiveDate,
+    to: NaiveDate,
+    today: NaiveDate,
+) -> Result<(), BackfillRangeError> {
+    let first = NaiveDate::from_ymd_opt(2015, 2, 18).expect("a valid date");
+    if from > to {
+        Err(BackfillRangeError::Reversed { from, to })
+    } else if from < first {
+        Err(BackfillRangeError::FromBeforeFeed { from })
+    } else if to > today {
+        Err(BackfillRangeError::ToInFuture { to, today })
+    } else {
+        Ok(())
     }
 }
 
@@ -269,9 +308,12 @@ impl JobContext {
     async fn execute(&self, id: i64, spec: &JobSpec) -> Result<JobCounts, String> {
         let planned = match spec {
             JobSpec::Latest { n_batches } => self.ingestor.plan_latest(*n_batches).await,
-            JobSpec::Backfill { from, to, kinds } => {
-                self.ingestor.plan_range(*from, *to, kinds).await
-            }
+            JobSpec::Backfill {
+                from,
+                to,
+                kinds,
+                feeds,
+            } => self.ingestor.plan_range(*from, *to, kinds, feeds).await,
         };
         let plan = planned.map_err(|e| e.to_string())?;
         let files = plan.files;

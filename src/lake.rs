@@ -103,10 +103,11 @@ impl Lake {
     }
 
     /// Path relative to the lake root of a batch's file, e.g.
-    /// `events/date=2015-02-18/20150218230000.parquet`.
-    pub fn batch_path(table: &str, batch: NaiveDateTime) -> String {
+    /// `events/date=2015-02-18/20150218230000.parquet`; `infix` tells feeds apart
+    /// (`20150218230000.translation.parquet`).
+    pub fn batch_path(table: &str, batch: NaiveDateTime, infix: &str) -> String {
         format!(
-            "{table}/date={}/{}.parquet",
+            "{table}/date={}/{}{infix}.parquet",
             batch.format("%Y-%m-%d"),
             batch.format("%Y%m%d%H%M%S")
         )

@@ -31,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 use catalog::{Catalog, CatalogError};
 use config::Config;
 use ingest::fetch::Source;
-use ingest::listing::FileKind;
+use ingest::listing::{Feed, FileKind};
 use ingest::Ingestor;
 use jobs::IngestPool;
 use lake::{Lake, LakeError};
@@ -76,6 +76,8 @@ pub struct Engine {
     pub config: Config,
     /// The kinds of file of the configured tables.
     pub kinds: Vec<FileKind>,
+    /// The configured feeds.
+    pub feeds: Vec<Feed>,
     pub catalog: Arc<Catalog>,
     pub lake: Lake,
     pub metrics: Arc<Metrics>,
@@ -120,9 +122,13 @@ impl Engine {
         let kinds = config
             .ingest_kinds()
             .expect("validated with the configuration");
+        let feeds = config
+            .ingest_feeds()
+            .expect("validated with the configuration");
         let ingestor = Ingestor::new(
             source,
             kinds.clone(),
+            feeds.clone(),
             config.ingest.max_attempts,
             lake.clone(),
             catalog.clone(),
@@ -147,6 +153,7 @@ impl Engine {
         Ok(Self {
             config,
             kinds,
+            feeds,
             catalog,
             lake,
             metrics,

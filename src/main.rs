@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use chrono::NaiveDate;
 use gdelt_lake::catalog::{Catalog, FileOutcome, JobRecord};
 use gdelt_lake::cli::{Cli, Command};
-use gdelt_lake::ingest::listing::FileKind;
+use gdelt_lake::ingest::listing::{Feed, FileKind};
 use gdelt_lake::jobs::JobSpec;
 use gdelt_lake::{logging, Application, Engine};
 
@@ -48,14 +48,18 @@ fn main() -> ExitCode {
     let outcome = runtime.block_on(async {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Ingest { latest } => ingest_once(config, latest as usize, &log).await,
-            Command::Backfill { from, to, tables } => {
-                backfill(config, from, to, tables, &log).await
-            }
+            Command::Backfill {
+                from,
+                to,
+                tables,
+                feeds,
+            } => backfill(config, from, to, tables, feeds, &log).await,
             Command::Coverage {
                 since,
                 until,
                 table,
-            } => coverage(&config, since, until, &table),
+                feed,
+            } => coverage(&config, since, until, &table, &feed),
             Command::Serve | Command::Config => {
                 serve(config, &log).await.map(|()| ExitCode::SUCCESS)
             }
@@ -247,11 +251,10 @@ async fn backfill(
     from: NaiveDate,
     to: NaiveDate,
     tables: Vec<String>,
+    feeds: Vec<String>,
     log: &Logger,
 ) -> anyhow::Result<ExitCode> {
-    if from > to {
-        anyhow::bail!("--from {from} is after --to {to}");
-    }
+    gdelt_lake::jobs::check_backfill_range(from, to, chrono::Utc::now().date_naive())?;
     let engine = Arc::new(Engine::open(config, log).context("starting")?);
     let kinds = if tables.is_empty() {
         engine.kinds.clone()
@@ -268,7 +271,28 @@ async fn backfill(
         kinds.sort();
         kinds
     };
-    let Some(job) = run_job(&engine, JobSpec::Backfill { from, to, kinds }, true).await? else {
+    let feeds = if feeds.is_empty() {
+        engine.feeds.clone()
+    } else {
+        let mut parsed = Vec::new();
+        for name in &feeds {
+            let feed = Feed::parse(name).with_context(|| {
+                format!("--feeds: {name:?} is not a feed; accepted: english, translingual")
+            })?;
+            if !parsed.contains(&feed) {
+                parsed.push(feed);
+            }
+        }
+        parsed.sort();
+        parsed
+    };
+    let spec = JobSpec::Backfill {
+        from,
+        to,
+        kinds,
+        feeds,
+    };
+    let Some(job) = run_job(&engine, spec, true).await? else {
         return Ok(ExitCode::from(130));
     };
     for file in job
@@ -290,9 +314,13 @@ fn coverage(
     since: Option<NaiveDate>,
     until: Option<NaiveDate>,
     table: &str,
+    feed: &str,
 ) -> anyhow::Result<ExitCode> {
     let kind = FileKind::for_table(table).with_context(|| {
         format!("--table: {table:?} is not a table; accepted: events, mentions, gkg")
+    })?;
+    let feed = Feed::parse(feed).with_context(|| {
+        format!("--feed: {feed:?} is not a feed; accepted: english, translingual")
     })?;
     let until = until.unwrap_or_else(|| chrono::Utc::now().date_naive());
     let since = since.unwrap_or(until - chrono::Duration::days(6));
@@ -304,7 +332,7 @@ fn coverage(
         );
     }
     let catalog = Catalog::open_read_only(&path).context("opening the catalog")?;
-    let days = gdelt_lake::coverage::report(&catalog, kind, since, until)?;
+    let days = gdelt_lake::coverage::report(&catalog, feed, kind, since, until)?;
     println!(
         "{:<10} {:>5} {:>8} {:>8} {:>6} {:>7} {:>9} {:>10} {:>11}",
         table,

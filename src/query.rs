@@ -15,7 +15,7 @@ use tokio::sync::Semaphore;
 use utoipa::ToSchema;
 
 use crate::catalog::{Catalog, CatalogError};
-use crate::ingest::parse::{ColumnKind, EVENTS};
+use crate::ingest::parse::{ColumnKind, EVENTS, FEED_COLUMN};
 use crate::lake::Lake;
 use crate::metrics::Metrics;
 
@@ -84,7 +84,8 @@ pub struct ToneStats {
 pub struct SearchResult {
     /// Rows returned (at most the limit).
     pub count: usize,
-    /// Events with GDELT's column names; `Day` as `YYYY-MM-DD`, `DATEADDED` as ISO 8601 UTC.
+    /// Events with GDELT's column names and `feed`; `Day` as `YYYY-MM-DD`, `DATEADDED` as
+    /// ISO 8601 UTC.
     #[schema(value_type = Vec<Object>)]
     pub rows: Vec<serde_json::Map<String, serde_json::Value>>,
 }
@@ -206,6 +207,7 @@ impl QueryEngine {
                     }
                     _ => format!("\"{name}\""),
                 })
+                .chain([format!("\"{FEED_COLUMN}\"")])
                 .collect::<Vec<_>>()
                 .join(", ");
             const SEARCHED: [&str; 6] = [
@@ -240,7 +242,12 @@ impl QueryEngine {
             let mut stmt = conn.prepare(&sql)?;
             let mut rows_out = Vec::new();
             let mut rows = stmt.query(duckdb::params_from_iter(params.iter()))?;
-            let names: Vec<String> = EVENTS.columns.iter().map(|(n, _)| (*n).to_owned()).collect();
+            let names: Vec<String> = EVENTS
+                .columns
+                .iter()
+                .map(|(n, _)| (*n).to_owned())
+                .chain([FEED_COLUMN.to_owned()])
+                .collect();
             while let Some(row) = rows.next()? {
                 let mut object = serde_json::Map::with_capacity(names.len());
                 for (i, name) in names.iter().enumerate() {

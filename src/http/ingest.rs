@@ -10,8 +10,8 @@ use super::params::{bounded, date, range};
 use super::AppState;
 use crate::catalog::JobRecord;
 use crate::coverage::{CoverageDay, CoverageError};
-use crate::ingest::listing::FileKind;
-use crate::jobs::JobSpec;
+use crate::ingest::listing::{Feed, FileKind};
+use crate::jobs::{check_backfill_range, BackfillRangeError, JobSpec};
 
 /// Registers the routes.
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -113,6 +113,9 @@ pub struct BackfillQuery {
     /// Comma-separated tables: events, mentions, gkg (default: `ingest.tables`).
     #[param(example = "events,mentions")]
     tables: Option<String>,
+    /// Comma-separated feeds: english, translingual (default: `ingest.feeds`).
+    #[param(example = "english,translingual")]
+    feeds: Option<String>,
 }
 
 /// Queue a backfill: every file of the tables whose batch date lies in `from..=to`.
@@ -136,21 +139,30 @@ async fn backfill(
         .ok_or_else(|| ApiError::invalid("from", "from is required, as YYYY-MM-DD"))?;
     let to = date("to", query.to.as_deref())?
         .ok_or_else(|| ApiError::invalid("to", "to is required, as YYYY-MM-DD"))?;
-    if from > to {
-        return Err(ApiError::invalid(
-            "from",
-            format!("from ({from}) is after to ({to})"),
-        ));
-    }
+    check_backfill_range(from, to, chrono::Utc::now().date_naive()).map_err(|e| match e {
+        BackfillRangeError::FromBeforeFeed { .. } | BackfillRangeError::Reversed { .. } => {
+            ApiError::invalid("from", e.to_string())
+        }
+        BackfillRangeError::ToInFuture { .. } => ApiError::invalid("to", e.to_string()),
+    })?;
     let kinds = match query.tables.as_deref() {
         Some(list) => tables(list)?,
         None => state.engine.kinds.clone(),
+    };
+    let feeds = match query.feeds.as_deref() {
+        Some(list) => feeds(list)?,
+        None => state.engine.feeds.clone(),
     };
     let days = (to - from).num_days() + 1;
     let handle = state
         .engine
         .pool
-        .submit(JobSpec::Backfill { from, to, kinds })
+        .submit(JobSpec::Backfill {
+            from,
+            to,
+            kinds,
+            feeds,
+        })
         .await?;
     Ok(HttpResponse::Accepted().json(TriggerResponse {
         job_id: handle.id,
@@ -182,6 +194,29 @@ fn tables(list: &str) -> Result<Vec<FileKind>, ApiError> {
     Ok(kinds)
 }
 
+fn feeds(list: &str) -> Result<Vec<Feed>, ApiError> {
+    let mut feeds = Vec::new();
+    for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let feed = Feed::parse(name).ok_or_else(|| {
+            ApiError::invalid(
+                "feeds",
+                format!("feeds: {name:?} is not a feed; accepted: english, translingual"),
+            )
+        })?;
+        if !feeds.contains(&feed) {
+            feeds.push(feed);
+        }
+    }
+    if feeds.is_empty() {
+        return Err(ApiError::invalid(
+            "feeds",
+            "feeds: name english, translingual or both",
+        ));
+    }
+    feeds.sort();
+    Ok(feeds)
+}
+
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct CoverageQuery {
@@ -194,6 +229,9 @@ pub struct CoverageQuery {
     /// events (default), mentions or gkg.
     #[param(example = "events")]
     table: Option<String>,
+    /// english (default) or translingual.
+    #[param(example = "english")]
+    feed: Option<String>,
 }
 
 /// A coverage report.
@@ -201,6 +239,8 @@ pub struct CoverageQuery {
 pub struct CoverageResponse {
     #[schema(example = "events")]
     pub table: &'static str,
+    #[schema(example = "english")]
+    pub feed: &'static str,
     /// One entry per day, oldest first.
     pub days: Vec<CoverageDay>,
 }
@@ -238,8 +278,15 @@ async fn coverage(
             format!("table must be one of events, mentions, gkg, got {name:?}"),
         )
     })?;
+    let feed_name = query.feed.as_deref().unwrap_or("english");
+    let feed = Feed::parse(feed_name).ok_or_else(|| {
+        ApiError::invalid(
+            "feed",
+            format!("feed must be english or translingual, got {feed_name:?}"),
+        )
+    })?;
     let catalog = state.engine.catalog.clone();
-    let days = web::block(move || crate::coverage::report(&catalog, kind, since, until))
+    let days = web::block(move || crate::coverage::report(&catalog, feed, kind, since, until))
         .await
         .map_err(|e| ApiError::Task(e.to_string()))?
         .map_err(|e| match e {
@@ -248,6 +295,7 @@ async fn coverage(
         })?;
     Ok(HttpResponse::Ok().json(CoverageResponse {
         table: kind.layout().name,
+        feed: feed.as_str(),
         days,
     }))
 }

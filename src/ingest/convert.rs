@@ -70,6 +70,7 @@ pub async fn convert(
     zip_path: &Path,
     member_name: &str,
     layout: &'static TableLayout,
+    feed: &'static str,
     lake: &Lake,
     target: &str,
 ) -> Result<Converted, ConvertError> {
@@ -109,7 +110,8 @@ pub async fn convert(
     let (tx, rx) = mpsc::channel::<Vec<u8>>(4);
     let lake = lake.clone();
     let target = target.to_owned();
-    let parser_task = tokio::task::spawn_blocking(move || parse_stream(rx, layout, &lake, &target));
+    let parser_task =
+        tokio::task::spawn_blocking(move || parse_stream(rx, layout, feed, &lake, &target));
 
     let mut read_result: Result<(), ConvertError> = Ok(());
     loop {
@@ -154,10 +156,11 @@ pub async fn convert(
 fn parse_stream(
     mut rx: mpsc::Receiver<Vec<u8>>,
     layout: &'static TableLayout,
+    feed: &'static str,
     lake: &Lake,
     target: &str,
 ) -> Result<Converted, ConvertError> {
-    let mut parser = RowParser::new(layout);
+    let mut parser = RowParser::new(layout, feed);
     let mut sink: Option<ParquetSink> = None;
     let mut quarantined = Vec::new();
     let mut lines_read = 0u64;
@@ -258,9 +261,16 @@ mod tests {
         let zip = dir.path().join("b.zip");
         write_zip(&zip, "20150218230000.export.CSV", content.as_bytes()).await;
         let target = "events/date=2015-02-18/20150218230000.parquet";
-        let converted = convert(&zip, "20150218230000.export.CSV", &EVENTS, &lake, target)
-            .await
-            .unwrap();
+        let converted = convert(
+            &zip,
+            "20150218230000.export.CSV",
+            &EVENTS,
+            "english",
+            &lake,
+            target,
+        )
+        .await
+        .unwrap();
         assert_eq!((converted.lines_read, converted.rows_stored), (3, 2));
         assert_eq!(converted.quarantined.len(), 1);
         assert_eq!(converted.quarantined[0].line_no, 2);
@@ -329,6 +339,7 @@ mod tests {
             &zip,
             "20150218230000.export.CSV",
             &EVENTS,
+            "english",
             &lake,
             "events/x.parquet",
         )

@@ -49,12 +49,63 @@ impl FileKind {
     }
 }
 
+/// A GDELT 2.0 feed: the English one, or the translingual one (machine-translated sources),
+/// which has listings and file names of its own. The same event id in both is two events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Feed {
+    English,
+    Translingual,
+}
+
+impl Feed {
+    /// Every feed, in order.
+    pub const ALL: [Feed; 2] = [Self::English, Self::Translingual];
+
+    /// The name used in configuration, the catalog and the `feed` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::English => "english",
+            Self::Translingual => "translingual",
+        }
+    }
+
+    /// The feed of a name.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.as_str() == name)
+    }
+
+    /// The listing of every file of this feed.
+    pub fn master_listing(self) -> &'static str {
+        match self {
+            Self::English => "masterfilelist.txt",
+            Self::Translingual => "masterfilelist-translation.txt",
+        }
+    }
+
+    /// The listing of this feed's newest batch.
+    pub fn last_update(self) -> &'static str {
+        match self {
+            Self::English => "lastupdate.txt",
+            Self::Translingual => "lastupdate-translation.txt",
+        }
+    }
+
+    /// What this feed adds to file names after the timestamp: `.translation` or nothing.
+    pub fn name_infix(self) -> &'static str {
+        match self {
+            Self::English => "",
+            Self::Translingual => ".translation",
+        }
+    }
+}
+
 /// One file named by a listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListedFile {
     /// File name, e.g. `20150218230000.export.CSV.zip`.
     pub name: String,
     pub kind: FileKind,
+    pub feed: Feed,
     /// Batch time (UTC), from the name.
     pub timestamp: NaiveDateTime,
     /// The URL as listed (its host may not be the one fetched from).
@@ -117,7 +168,11 @@ pub fn parse_line(line: &str) -> Result<Option<ListedFile>, ListingLineError> {
         .then(|| NaiveDateTime::parse_from_str(stamp, "%Y%m%d%H%M%S").ok())
         .flatten()
         .ok_or_else(|| ListingLineError::Name(name.into()))?;
-    let kind = match rest.as_slice() {
+    let (feed, rest) = match rest.split_first() {
+        Some((&"translation", tail)) => (Feed::Translingual, tail),
+        _ => (Feed::English, &rest[..]),
+    };
+    let kind = match rest {
         ["export", "CSV", "zip"] => FileKind::Export,
         ["mentions", "CSV", "zip"] => FileKind::Mentions,
         ["gkg", "csv", "zip"] => FileKind::Gkg,
@@ -127,6 +182,7 @@ pub fn parse_line(line: &str) -> Result<Option<ListedFile>, ListingLineError> {
     Ok(Some(ListedFile {
         name: name.to_owned(),
         kind,
+        feed,
         timestamp,
         url: url.to_owned(),
         size,
@@ -202,7 +258,7 @@ impl<S: Selector> ListingReader<S> {
 }
 
 fn sorted(mut files: Vec<ListedFile>) -> Vec<ListedFile> {
-    files.sort_by_key(|f| (f.timestamp, f.kind));
+    files.sort_by_key(|f| (f.timestamp, f.kind, f.feed));
     files
 }
 
@@ -307,8 +363,17 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(g.kind, FileKind::Gkg);
+        let t = parse_line(
+            "1 a3b6d2b3e5f2f8b1c0d9e8f7a6b5c4d3 http://x/20150219094500.translation.export.CSV.zip",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!((t.kind, t.feed), (FileKind::Export, Feed::Translingual));
+        assert_eq!(t.name, "20150219094500.translation.export.CSV.zip");
+        assert_eq!(g.feed, Feed::English);
         assert_eq!(
-            parse_line("1 a3b6d2b3e5f2f8b1c0d9e8f7a6b5c4d3 http://x/20150219094500.translation.export.CSV.zip").unwrap(),
+            parse_line("1 a3b6d2b3e5f2f8b1c0d9e8f7a6b5c4d3 http://x/20150219094500.other.CSV.zip")
+                .unwrap(),
             None
         );
     }

@@ -22,7 +22,7 @@ use crate::lake::Lake;
 use crate::metrics::Metrics;
 use convert::ConvertError;
 use fetch::{FetchError, Source};
-use listing::{BatchDateRange, FileKind, LatestBatches, ListedFile, Selection};
+use listing::{BatchDateRange, Feed, FileKind, LatestBatches, ListedFile, Selection};
 
 /// Errors that stop a whole run (as opposed to one file, which is recorded and skipped).
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +68,7 @@ impl FileError {
 pub struct Ingestor {
     source: Source,
     kinds: Vec<FileKind>,
+    feeds: Vec<Feed>,
     max_attempts: u32,
     lake: Lake,
     catalog: Arc<Catalog>,
@@ -90,6 +91,7 @@ impl Ingestor {
     pub fn new(
         source: Source,
         kinds: Vec<FileKind>,
+        feeds: Vec<Feed>,
         max_attempts: u32,
         lake: Lake,
         catalog: Arc<Catalog>,
@@ -99,6 +101,7 @@ impl Ingestor {
         Self {
             source,
             kinds,
+            feeds,
             max_attempts,
             lake,
             catalog,
@@ -107,39 +110,44 @@ impl Ingestor {
         }
     }
 
-    /// The files of the configured tables in the `n` newest batches, plus failed files due for
-    /// another attempt, recorded in the catalog as seen. `lastupdate.txt` is enough for the
-    /// newest batch; more need `masterfilelist.txt`.
+    /// The files of the configured tables and feeds in the `n` newest batches of each feed,
+    /// plus failed files due for another attempt, recorded in the catalog as seen.
+    /// `lastupdate.txt` is enough for the newest batch; more need `masterfilelist.txt`.
     ///
     /// # Errors
-    /// The listing cannot be fetched, or the catalog cannot record it.
+    /// A listing cannot be fetched, or the catalog cannot record it.
     pub async fn plan_latest(&self, n: usize) -> Result<Plan, IngestError> {
-        let mut selection = None;
-        if n == 1 {
-            let last = self
-                .source
-                .read_listing("lastupdate.txt", &self.kinds, || LatestBatches::new(1))
-                .await?;
-            if !last.files.is_empty() {
-                selection = Some(last);
+        let mut plan = Plan::default();
+        for &feed in &self.feeds {
+            let mut selection = None;
+            if n == 1 {
+                let last = self
+                    .source
+                    .read_listing(feed.last_update(), &self.kinds, || LatestBatches::new(1))
+                    .await?;
+                if !last.files.is_empty() {
+                    selection = Some(last);
+                }
             }
+            let selection = match selection {
+                Some(s) => s,
+                None => {
+                    self.source
+                        .read_listing(feed.master_listing(), &self.kinds, || LatestBatches::new(n))
+                        .await?
+                }
+            };
+            plan.merge(self.record(selection, feed, &self.kinds, None).await?);
         }
-        let selection = match selection {
-            Some(s) => s,
-            None => {
-                self.source
-                    .read_listing("masterfilelist.txt", &self.kinds, || LatestBatches::new(n))
-                    .await?
-            }
-        };
-        let mut plan = self.record(selection, &self.kinds, None).await?;
         let catalog = self.catalog.clone();
         let kinds: Vec<&'static str> = self.kinds.iter().map(|k| k.as_str()).collect();
         let max_attempts = self.max_attempts;
         let retry = blocking(move || catalog.retryable(&kinds, max_attempts)).await??;
         for line in retry {
             if let Ok(Some(file)) = listing::parse_line(&line) {
-                if !plan.files.iter().any(|f| f.name == file.name) {
+                if self.feeds.contains(&file.feed)
+                    && !plan.files.iter().any(|f| f.name == file.name)
+                {
                     plan.files.push(file);
                 }
             }
@@ -147,49 +155,61 @@ impl Ingestor {
         Ok(plan)
     }
 
-    /// Every file of `kinds` whose batch date lies in `from..=to`, from `masterfilelist.txt`,
-    /// recorded in the catalog as seen. Days the listing covers entirely are recorded as
-    /// listed, so the coverage report can tell slots the source never published.
+    /// Every file of `kinds` in `feeds` whose batch date lies in `from..=to`, from the feeds'
+    /// master listings, recorded in the catalog as seen. Days a listing covers entirely are
+    /// recorded as listed, so the coverage report can tell slots the source never published.
     ///
     /// # Errors
-    /// The listing cannot be fetched, or the catalog cannot record it.
+    /// A listing cannot be fetched, or the catalog cannot record it.
     pub async fn plan_range(
         &self,
         from: NaiveDate,
         to: NaiveDate,
         kinds: &[FileKind],
+        feeds: &[Feed],
     ) -> Result<Plan, IngestError> {
-        let selection = self
-            .source
-            .read_listing("masterfilelist.txt", kinds, || {
-                BatchDateRange::new(from, to)
-            })
-            .await?;
-        // Days before the newest listed batch's day are complete in this listing.
-        let complete = selection
-            .newest_listed
-            .and_then(|newest| newest.date().pred_opt())
-            .map(|last_whole_day| (from, to.min(last_whole_day)));
-        self.record(selection, kinds, complete).await
+        let mut plan = Plan::default();
+        for &feed in feeds {
+            let selection = self
+                .source
+                .read_listing(feed.master_listing(), kinds, || {
+                    BatchDateRange::new(from, to)
+                })
+                .await?;
+            // Days before the newest listed batch's day are complete in this listing.
+            let complete = selection
+                .newest_listed
+                .and_then(|newest| newest.date().pred_opt())
+                .map(|last_whole_day| (from, to.min(last_whole_day)));
+            plan.merge(self.record(selection, feed, kinds, complete).await?);
+        }
+        Ok(plan)
     }
 
     async fn record(
         &self,
         selection: Selection,
+        feed: Feed,
         kinds: &[FileKind],
         listed_days: Option<(NaiveDate, NaiveDate)>,
     ) -> Result<Plan, IngestError> {
         let mut warnings = Vec::new();
         if selection.bad_lines > 0 {
-            warn!(self.log, "listing lines not understood";
+            warn!(self.log, "listing lines not understood"; "feed" => feed.as_str(),
                 "count" => selection.bad_lines, "first" => selection.first_bad_line.as_deref());
             warnings.push(format!(
-                "{} listing line(s) not understood and skipped; first: {}",
+                "{}: {} listing line(s) not understood and skipped; first: {}",
+                feed.master_listing(),
                 selection.bad_lines,
                 selection.first_bad_line.as_deref().unwrap_or_default()
             ));
         }
-        let files = selection.files;
+        // A listing names files of its own feed only; anything else is not ours to take.
+        let files: Vec<ListedFile> = selection
+            .files
+            .into_iter()
+            .filter(|f| f.feed == feed)
+            .collect();
         let catalog = self.catalog.clone();
         let recorded = files.clone();
         let kinds: Vec<&'static str> = kinds.iter().map(|k| k.as_str()).collect();
@@ -201,7 +221,7 @@ impl Ingestor {
                     .take_while(|d| *d <= to)
                     .map(|d| d.format("%Y-%m-%d").to_string())
                     .collect();
-                catalog.record_listed_days(&kinds, &days)?;
+                catalog.record_listed_days(feed.as_str(), &kinds, &days)?;
             }
             Ok(())
         })
@@ -308,9 +328,16 @@ impl Ingestor {
         let download = self.source.download(file, self.lake.tmp_dir()).await?;
         let member = file.name.strip_suffix(".zip").unwrap_or(&file.name);
         let layout = file.kind.layout();
-        let target = Lake::batch_path(layout.name, file.timestamp);
-        let converted =
-            convert::convert(download.file.path(), member, layout, &self.lake, &target).await?;
+        let target = Lake::batch_path(layout.name, file.timestamp, file.feed.name_infix());
+        let converted = convert::convert(
+            download.file.path(),
+            member,
+            layout,
+            file.feed.as_str(),
+            &self.lake,
+            &target,
+        )
+        .await?;
         if let Some(found) = changed_column_count(&converted, layout.columns.len()) {
             // Not bad rows but a different file format: keep the zip to re-process it once
             // the schema is known, and store nothing from it.
@@ -354,10 +381,18 @@ impl Ingestor {
 }
 
 /// The files a job will ingest, and what it should know about how they were chosen.
+#[derive(Default)]
 pub struct Plan {
     pub files: Vec<ListedFile>,
     /// For example listing lines that did not parse.
     pub warnings: Vec<String>,
+}
+
+impl Plan {
+    fn merge(&mut self, other: Plan) {
+        self.files.extend(other.files);
+        self.warnings.extend(other.warnings);
+    }
 }
 
 /// What storing one file did.

@@ -55,15 +55,20 @@ pub struct TableLayout {
 
 impl TableLayout {
     /// The Arrow schema; every column is nullable (an empty field is null).
+    /// The stored schema: the file's columns, then `feed` (the feed the row came from).
     pub fn schema(&self) -> SchemaRef {
         Arc::new(Schema::new(
             self.columns
                 .iter()
                 .map(|(name, kind)| Field::new(*name, kind.data_type(), true))
+                .chain([Field::new(FEED_COLUMN, DataType::Utf8, false)])
                 .collect::<Vec<_>>(),
         ))
     }
 }
+
+/// The column added to every table: which feed (`english`, `translingual`) a row came from.
+pub const FEED_COLUMN: &str = "feed";
 
 use ColumnKind::{Date8, Flag, Float, Int, Text, Timestamp14};
 
@@ -232,6 +237,7 @@ pub struct RowParser {
     layout: &'static TableLayout,
     schema: SchemaRef,
     builders: Vec<Builder>,
+    feed: &'static str,
     rows: usize,
 }
 
@@ -280,7 +286,7 @@ fn days_since_epoch(date: NaiveDate) -> i32 {
 
 impl RowParser {
     /// A parser for one table.
-    pub fn new(layout: &'static TableLayout) -> Self {
+    pub fn new(layout: &'static TableLayout, feed: &'static str) -> Self {
         let builders = layout
             .columns
             .iter()
@@ -297,6 +303,7 @@ impl RowParser {
             layout,
             schema: layout.schema(),
             builders,
+            feed,
             rows: 0,
         }
     }
@@ -364,6 +371,7 @@ impl RowParser {
     /// # Errors
     /// Only if the builders disagree with the schema, which would be a bug.
     pub fn finish_batch(&mut self) -> Result<RecordBatch, ArrowError> {
+        let feed: ArrayRef = Arc::new(arrow::array::StringArray::from(vec![self.feed; self.rows]));
         let columns: Vec<ArrayRef> = self
             .builders
             .iter_mut()
@@ -377,6 +385,7 @@ impl RowParser {
                     Builder::Timestamp(b) => Arc::new(b.finish()),
                 }
             })
+            .chain([feed])
             .collect();
         self.rows = 0;
         RecordBatch::try_new(self.schema.clone(), columns)
@@ -426,7 +435,7 @@ pub(crate) mod tests {
             let Some(text) = crate::test_support::shared_file(file) else {
                 return;
             };
-            let mut p = RowParser::new(layout);
+            let mut p = RowParser::new(layout, "english");
             for (i, line) in text.lines().enumerate() {
                 p.push_line(i as u64 + 1, line.as_bytes())
                     .unwrap_or_else(|q| panic!("{file}: {q:?}"));
@@ -436,7 +445,7 @@ pub(crate) mod tests {
         }
         let text =
             crate::test_support::shared_file("excerpts/aamend-spark-gdelt/mentionsT.csv").unwrap();
-        let mut p = RowParser::new(&MENTIONS);
+        let mut p = RowParser::new(&MENTIONS, "translingual");
         p.push_line(1, text.lines().next().unwrap().as_bytes())
             .unwrap();
         let batch = p.finish_batch().unwrap();
@@ -449,7 +458,7 @@ pub(crate) mod tests {
 
     #[test]
     fn every_column_lands_in_its_own_place() {
-        let mut p = RowParser::new(&EVENTS);
+        let mut p = RowParser::new(&EVENTS, "english");
         p.push_line(1, distinct_row().join("\t").as_bytes())
             .unwrap();
         let batch = p.finish_batch().unwrap();
@@ -472,7 +481,7 @@ pub(crate) mod tests {
 
     #[test]
     fn wrong_field_counts_are_quarantined_with_line_number() {
-        let mut p = RowParser::new(&EVENTS);
+        let mut p = RowParser::new(&EVENTS, "english");
         let row = distinct_row();
         let short = row[..60].join("\t");
         let long = format!("{}\textra", row.join("\t"));
@@ -490,7 +499,7 @@ pub(crate) mod tests {
 
     #[test]
     fn bad_numbers_dates_and_utf8_are_quarantined_and_leave_no_partial_row() {
-        let mut p = RowParser::new(&EVENTS);
+        let mut p = RowParser::new(&EVENTS, "english");
         let mut row = distinct_row();
         row[34] = "n/a".into();
         let err = p.push_line(3, row.join("\t").as_bytes()).unwrap_err();
@@ -514,7 +523,7 @@ pub(crate) mod tests {
 
     #[test]
     fn quotes_stay_literal_codes_keep_zeros_and_empty_is_null() {
-        let mut p = RowParser::new(&EVENTS);
+        let mut p = RowParser::new(&EVENTS, "english");
         let mut row = distinct_row();
         row[6] = "\"QUOTED NAME".into();
         row[26] = "010".into();

@@ -202,7 +202,8 @@ async fn trigger_ingests_and_every_endpoint_answers_exactly() {
     assert_eq!(row["Actor1Geo_FeatureID"], "US");
     assert_eq!(row["Actor2Geo_Type"], 0);
     assert_eq!(row["Actor1KnownGroupCode"], Value::Null);
-    assert_eq!(row.as_object().unwrap().len(), 61);
+    assert_eq!(row["feed"], "english");
+    assert_eq!(row.as_object().unwrap().len(), 62);
     let (_, body) = app.get("/api/v1/events/search?query=ZÜRICH").await;
     assert_eq!(ids(&body), vec![7]);
     let (_, body) = app.get("/api/v1/events/search?query=quote%22inside").await;

@@ -64,7 +64,7 @@ async fn backfill_fills_both_tables_and_coverage_shows_the_gaps() {
     assert_eq!(job["kind"], "backfill");
     assert_eq!(
         job["params"],
-        json!({"from": "2015-02-19", "to": "2015-02-20", "tables": ["events", "mentions"]})
+        json!({"from": "2015-02-19", "to": "2015-02-20", "tables": ["events", "mentions"], "feeds": ["english"]})
     );
     assert_eq!(job["state"], "failed");
     assert_eq!(

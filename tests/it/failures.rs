@@ -245,7 +245,7 @@ async fn a_zip_with_no_member_fails_and_a_bad_listing_line_is_reported() {
     );
     assert_eq!(
         job["warnings"],
-        serde_json::json!(["1 listing line(s) not understood and skipped; first: expected '<size> <md5> <url>', found 4 fields: \"not a listing line\""])
+        serde_json::json!(["masterfilelist.txt: 1 listing line(s) not understood and skipped; first: expected '<size> <md5> <url>', found 4 fields: \"not a listing line\""])
     );
     app.stop().await;
     server.stop().await;
