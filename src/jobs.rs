@@ -150,11 +150,16 @@ impl IngestPool {
             let work_rx = work_rx.clone();
             let ingestor = ingestor.clone();
             let metrics = metrics.clone();
+            let shutdown = shutdown.clone();
             tasks.spawn(async move {
                 loop {
                     let item = { work_rx.lock().await.recv().await };
                     let Some(item) = item else { break };
                     metrics.files_waiting.dec();
+                    if shutdown.is_cancelled() {
+                        // Not started: the file stays pending for a later run.
+                        continue;
+                    }
                     let result = ingestor.ingest_file(&item.file, item.job_id).await;
                     // The job may have gone away (shutdown); the result is in the catalog.
                     let _ = item.reply.send(result);
@@ -164,6 +169,7 @@ impl IngestPool {
         }
         tasks.spawn(dispatch(
             jobs_rx,
+            workers,
             work_tx,
             ingestor,
             catalog.clone(),
@@ -223,8 +229,11 @@ impl IngestPool {
     }
 }
 
+/// Starts queued jobs, at most `max_running` at once; the others wait in the bounded queue, so
+/// a full queue is refused at submission.
 async fn dispatch(
     mut jobs: mpsc::Receiver<QueuedJob>,
+    max_running: usize,
     work: mpsc::Sender<WorkItem>,
     ingestor: Ingestor,
     catalog: Arc<Catalog>,
@@ -236,7 +245,7 @@ async fn dispatch(
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            job = jobs.recv() => {
+            job = jobs.recv(), if running.len() < max_running => {
                 let Some(job) = job else { break };
                 let ctx = JobContext {
                     work: work.clone(),
@@ -252,6 +261,18 @@ async fn dispatch(
         }
     }
     jobs.close();
+    while let Ok(job) = jobs.try_recv() {
+        let catalog = catalog.clone();
+        let id = job.id;
+        let recorded = tokio::task::spawn_blocking(move || {
+            catalog.finish_job(id, Some("not started: the service shut down; trigger it again"))
+        })
+        .await;
+        if !matches!(recorded, Ok(Ok(()))) {
+            error!(log, "cannot record a cancelled job"; "job_id" => id);
+        }
+        let _ = job.done.send(());
+    }
     drop(work);
     while running.join_next().await.is_some() {}
 }

@@ -33,6 +33,12 @@ pub enum IngestError {
     Catalog(#[from] CatalogError),
     #[error("a background task failed: {0}")]
     Task(String),
+    #[error("{listing} names no GDELT file ({bad_lines} line(s) not understood{first}); is source.base_url a GDELT mirror?")]
+    EmptyListing {
+        listing: &'static str,
+        bad_lines: u64,
+        first: String,
+    },
 }
 
 /// Why one file failed, and at which stage.
@@ -193,6 +199,16 @@ impl Ingestor {
         kinds: &[FileKind],
         listed_days: Option<(NaiveDate, NaiveDate)>,
     ) -> Result<Plan, IngestError> {
+        if selection.newest_listed.is_none() {
+            return Err(IngestError::EmptyListing {
+                listing: feed.master_listing(),
+                bad_lines: selection.bad_lines,
+                first: selection
+                    .first_bad_line
+                    .map(|l| format!("; first: {l}"))
+                    .unwrap_or_default(),
+            });
+        }
         let mut warnings = Vec::new();
         if selection.bad_lines > 0 {
             warn!(self.log, "listing lines not understood"; "feed" => feed.as_str(),

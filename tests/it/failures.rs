@@ -250,3 +250,80 @@ async fn a_zip_with_no_member_fails_and_a_bad_listing_line_is_reported() {
     app.stop().await;
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listing_with_no_gdelt_line_fails_the_job() {
+    let mirror = Mirror::new();
+    std::fs::write(mirror.dir.path().join("gdeltv2/masterfilelist.txt"), "<html>\n<body>Not Found</body>\n").unwrap();
+    let server = MirrorServer::start(mirror.dir.path());
+    let app = TestApp::start(&server.base_url).await;
+    let job = app.ingest(2).await;
+    assert_eq!(job["state"], "failed");
+    assert_eq!(
+        job["error"],
+        "masterfilelist.txt names no GDELT file (2 line(s) not understood; first: expected '<size> <md5> <url>', \
+         found 1 fields: \"<html>\"); is source.base_url a GDELT mirror?"
+    );
+    app.stop().await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_answers_503_and_shutdown_starts_no_new_file() {
+    let mut mirror = Mirror::new();
+    let batches: Vec<String> = (0..4).map(|i| format!("201502190{i}0000")).collect();
+    for (i, b) in batches.iter().enumerate() {
+        mirror.add_export(b, &[event_row(i as i64, b, &[])]).await;
+    }
+    let server = MirrorServer::start(mirror.dir.path());
+    server.slow_down(std::time::Duration::from_millis(300));
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut config = crate::support::test_config(data_dir.path(), &server.base_url);
+    config.ingest.workers = 1;
+    config.ingest.queue_capacity = 1;
+    let app = TestApp::start_with(config, data_dir).await;
+
+    let (status, first) = app.post("/api/v1/ingest/trigger?n_batches=4").await;
+    assert_eq!(status, 202);
+    let url = first["status_url"].as_str().unwrap().to_owned();
+    for _ in 0..100 {
+        if app.get(&url).await.1["state"] == "running" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // One job runs (one worker), one may wait (capacity 1), the next is refused.
+    assert_eq!(app.post("/api/v1/ingest/trigger").await.0, 202);
+    let refused = app.client.post(format!("{}/api/v1/ingest/trigger", app.base)).send().await.unwrap();
+    assert_eq!(refused.status().as_u16(), 503);
+    assert_eq!(refused.headers()["retry-after"], "30");
+    let body: serde_json::Value = serde_json::from_slice(&refused.bytes().await.unwrap()).unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({"code": "queue_full", "message": "the ingestion queue is full (1 jobs waiting); retry later"})
+    );
+
+    // Stop while the first job is on its first or second file: what was started finishes,
+    // nothing new starts, the rest stays pending.
+    let engine = app.engine.clone();
+    let data_dir = app.stop().await;
+    let job = engine.catalog.job(1).unwrap().unwrap();
+    let hits: usize = batches.iter().map(|b| server.hits(&format!("{b}.export.CSV.zip"))).sum();
+    assert_eq!(hits as i64, job.finished, "{job:?}");
+    assert!(job.finished < 4, "{job:?}");
+    assert_eq!(
+        job.error.as_deref(),
+        Some(
+            format!(
+                "stopped by shutdown after {} of 4 file(s); the rest stay pending for a later run",
+                job.finished
+            )
+            .as_str()
+        )
+    );
+    let second = engine.catalog.job(2).unwrap().unwrap();
+    assert_eq!((second.state.as_str(), second.error.as_deref()), ("failed", Some("not started: the service shut down; trigger it again")));
+    drop(engine);
+    drop(data_dir);
+    server.stop().await;
+}
