@@ -265,7 +265,10 @@ async fn dispatch(
         let catalog = catalog.clone();
         let id = job.id;
         let recorded = tokio::task::spawn_blocking(move || {
-            catalog.finish_job(id, Some("not started: the service shut down; trigger it again"))
+            catalog.finish_job(
+                id,
+                Some("not started: the service shut down; trigger it again"),
+            )
         })
         .await;
         if !matches!(recorded, Ok(Ok(()))) {

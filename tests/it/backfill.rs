@@ -382,3 +382,108 @@ async fn a_killed_backfill_resumes_and_ends_in_the_same_lake() {
     );
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_translingual_feed_is_its_own_feed_and_ids_do_not_collide() {
+    let batch = "20150218224500";
+    let mut mirror = Mirror::new();
+    mirror
+        .add_export(
+            batch,
+            &[event_row(7, batch, &[("Actor1Name", "SHARED ID ENGLISH")])],
+        )
+        .await;
+    // Real translingual rows (the excerpt's first 50 share one batch), plus an event whose id
+    // the English feed also uses.
+    let mut rows: Vec<String> = match crate::support::shared_dir() {
+        Some(dir) => std::fs::read_to_string(dir.join("excerpts/aamend-spark-gdelt/eventsT.csv"))
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains(&format!("\t{batch}\t")))
+            .map(str::to_owned)
+            .collect(),
+        None => Vec::new(),
+    };
+    let real = rows.len();
+    rows.push(event_row(
+        7,
+        batch,
+        &[("Actor1Name", "SHARED ID TRANSLINGUAL")],
+    ));
+    mirror
+        .add_file(&format!("{batch}.translation.export.CSV"), &rows)
+        .await;
+    let server = MirrorServer::start(mirror.dir.path());
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut config = crate::support::test_config(data_dir.path(), &server.base_url);
+    config.ingest.feeds = vec!["english".into(), "translingual".into()];
+    config.ingest.tables = vec!["events".into()];
+    let app = TestApp::start_with(config, data_dir).await;
+    let job = app.ingest(1).await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    let mut files: Vec<(String, i64)> = job["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["file"].as_str().unwrap().to_owned(),
+                f["rows_stored"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    files.sort();
+    assert_eq!(
+        files,
+        vec![
+            (format!("{batch}.export.CSV.zip"), 1),
+            (
+                format!("{batch}.translation.export.CSV.zip"),
+                real as i64 + 1
+            ),
+        ]
+    );
+    let (lake, _) = app.lake_files();
+    assert!(
+        lake.iter().any(|p| p.ends_with(&format!(
+            "events/date=2015-02-18/{batch}.translation.parquet"
+        ))),
+        "{lake:?}"
+    );
+    let (_, found) = app.get("/api/v1/events/search?query=shared%20id").await;
+    let mut seen: Vec<(i64, String, String)> = found["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["GlobalEventID"].as_i64().unwrap(),
+                r["feed"].as_str().unwrap().to_owned(),
+                r["Actor1Name"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        vec![
+            (7, "english".into(), "SHARED ID ENGLISH".into()),
+            (7, "translingual".into(), "SHARED ID TRANSLINGUAL".into()),
+        ]
+    );
+    let (_, tone) = app.get("/api/v1/analytics/tone").await;
+    assert_eq!(tone["n"].as_u64().unwrap() as usize, real + 2);
+    let (_, cov) = app
+        .get("/api/v1/ingest/coverage?since=2015-02-18&until=2015-02-18&feed=translingual")
+        .await;
+    assert_eq!(cov["feed"], "translingual");
+    assert_eq!(
+        (
+            cov["days"][0]["expected"].as_i64(),
+            cov["days"][0]["rows_stored"].as_i64()
+        ),
+        (Some(1), Some(real as i64 + 1))
+    );
+    app.stop().await;
+    server.stop().await;
+}

@@ -254,7 +254,11 @@ async fn a_zip_with_no_member_fails_and_a_bad_listing_line_is_reported() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_listing_with_no_gdelt_line_fails_the_job() {
     let mirror = Mirror::new();
-    std::fs::write(mirror.dir.path().join("gdeltv2/masterfilelist.txt"), "<html>\n<body>Not Found</body>\n").unwrap();
+    std::fs::write(
+        mirror.dir.path().join("gdeltv2/masterfilelist.txt"),
+        "<html>\n<body>Not Found</body>\n",
+    )
+    .unwrap();
     let server = MirrorServer::start(mirror.dir.path());
     let app = TestApp::start(&server.base_url).await;
     let job = app.ingest(2).await;
@@ -294,7 +298,12 @@ async fn a_full_queue_answers_503_and_shutdown_starts_no_new_file() {
     }
     // One job runs (one worker), one may wait (capacity 1), the next is refused.
     assert_eq!(app.post("/api/v1/ingest/trigger").await.0, 202);
-    let refused = app.client.post(format!("{}/api/v1/ingest/trigger", app.base)).send().await.unwrap();
+    let refused = app
+        .client
+        .post(format!("{}/api/v1/ingest/trigger", app.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(refused.status().as_u16(), 503);
     assert_eq!(refused.headers()["retry-after"], "30");
     let body: serde_json::Value = serde_json::from_slice(&refused.bytes().await.unwrap()).unwrap();
@@ -308,7 +317,10 @@ async fn a_full_queue_answers_503_and_shutdown_starts_no_new_file() {
     let engine = app.engine.clone();
     let data_dir = app.stop().await;
     let job = engine.catalog.job(1).unwrap().unwrap();
-    let hits: usize = batches.iter().map(|b| server.hits(&format!("{b}.export.CSV.zip"))).sum();
+    let hits: usize = batches
+        .iter()
+        .map(|b| server.hits(&format!("{b}.export.CSV.zip")))
+        .sum();
     assert_eq!(hits as i64, job.finished, "{job:?}");
     assert!(job.finished < 4, "{job:?}");
     assert_eq!(
@@ -322,7 +334,13 @@ async fn a_full_queue_answers_503_and_shutdown_starts_no_new_file() {
         )
     );
     let second = engine.catalog.job(2).unwrap().unwrap();
-    assert_eq!((second.state.as_str(), second.error.as_deref()), ("failed", Some("not started: the service shut down; trigger it again")));
+    assert_eq!(
+        (second.state.as_str(), second.error.as_deref()),
+        (
+            "failed",
+            Some("not started: the service shut down; trigger it again")
+        )
+    );
     drop(engine);
     drop(data_dir);
     server.stop().await;

@@ -244,32 +244,43 @@ impl Mirror {
         self.write_listings();
     }
 
+    /// Writes masterfilelist.txt and lastupdate.txt for the English files, and the
+    /// `-translation` listings for the translingual ones.
     fn write_listings(&self) {
-        let mut master: Vec<&str> = self.lines.iter().map(|(_, l)| l.as_str()).collect();
-        master.push("");
-        std::fs::write(
-            self.dir.path().join("gdeltv2/masterfilelist.txt"),
-            master.join("\n"),
-        )
-        .unwrap();
-        let newest = self
-            .lines
-            .iter()
-            .map(|(n, _)| &n[..14])
-            .max()
-            .unwrap_or_default()
-            .to_owned();
-        let last: Vec<&str> = self
-            .lines
-            .iter()
-            .filter(|(n, _)| n.starts_with(&newest))
-            .map(|(_, l)| l.as_str())
-            .collect();
-        std::fs::write(
-            self.dir.path().join("gdeltv2/lastupdate.txt"),
-            last.join("\n") + "\n",
-        )
-        .unwrap();
+        for (translation, suffix) in [(false, ""), (true, "-translation")] {
+            let lines: Vec<&(String, String)> = self
+                .lines
+                .iter()
+                .filter(|(n, _)| n.contains(".translation.") == translation)
+                .collect();
+            if translation && lines.is_empty() {
+                continue;
+            }
+            let mut master: Vec<&str> = lines.iter().map(|(_, l)| l.as_str()).collect();
+            master.push("");
+            let dir = self.dir.path().join("gdeltv2");
+            std::fs::write(
+                dir.join(format!("masterfilelist{suffix}.txt")),
+                master.join("\n"),
+            )
+            .unwrap();
+            let newest = lines
+                .iter()
+                .map(|(n, _)| &n[..14])
+                .max()
+                .unwrap_or_default()
+                .to_owned();
+            let last: Vec<&str> = lines
+                .iter()
+                .filter(|(n, _)| n.starts_with(&newest))
+                .map(|(_, l)| l.as_str())
+                .collect();
+            std::fs::write(
+                dir.join(format!("lastupdate{suffix}.txt")),
+                last.join("\n") + "\n",
+            )
+            .unwrap();
+        }
     }
 }
 
