@@ -41,7 +41,7 @@ pub enum Command {
     Serve,
     /// Ingest once without serving; prints one line per batch and exits non-zero if any failed.
     Ingest {
-        /// How many of the newest event batches to ingest.
+        /// How many of the newest batches (15-minute timestamps) to ingest, every file of the configured tables in them.
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10000))]
         latest: u32,
     },

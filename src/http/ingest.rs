@@ -24,7 +24,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct TriggerQuery {
-    /// How many of the newest event batches to ingest, 1..=1000 (default 1). Batches already
+    /// How many of the newest batches (15-minute timestamps) to ingest, 1..=1000 (default 1),
+    /// every file of the configured tables and feeds in them. Files already
     /// stored are skipped.
     #[param(value_type = Option<u32>, minimum = 1, maximum = 1000, example = 4)]
     n_batches: Option<String>,
@@ -43,7 +44,7 @@ pub struct TriggerResponse {
     pub status_url: String,
 }
 
-/// Queue ingestion of the newest event batches.
+/// Queue ingestion of the newest batches of the configured tables and feeds.
 #[utoipa::path(
     tag = "ingest",
     params(TriggerQuery),

@@ -105,7 +105,11 @@ async fn observe(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
     let state = req.app_data::<web::Data<AppState>>().cloned();
-    let method = req.method().to_string();
+    // Bounded label values: any other method is counted as OTHER.
+    let method = match req.method().as_str() {
+        m @ ("GET" | "POST" | "PUT" | "DELETE" | "HEAD" | "OPTIONS" | "PATCH") => m.to_owned(),
+        _ => "OTHER".to_owned(),
+    };
     let path = req.path().to_owned();
     let response = next.call(req).await?;
     let route = response

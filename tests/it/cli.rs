@@ -22,8 +22,10 @@ fn invalid_configuration_stops_startup_naming_the_key() {
     );
     let out = gdelt_lake(&["--log-format", "xml"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr)
-        .contains("unknown variant `xml`, expected `json` or `text`"));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "gdelt-lake: invalid value for `log.format`: \"xml\" is not accepted; expected \"json\" or \"text\"\n"
+    );
     let out = gdelt_lake(&["--config", "/nonexistent/gdelt.toml"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr)
