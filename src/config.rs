@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use toml::{Table, Value};
 
-use crate::ingest::listing::{Feed, FileKind};
+use crate::ingest::listing::{parse_feeds, parse_tables, Feed, FileKind};
 
 /// The documented defaults, embedded so the binary runs without any file.
 pub const DEFAULT_CONFIG_TOML: &str = include_str!("../config.toml");
@@ -470,30 +470,13 @@ impl Config {
     /// The file kinds of `ingest.tables`, in a fixed order.
     ///
     /// # Errors
-    /// `ConfigError::Invalid` for an unknown or repeated name, or an empty list.
+    /// `ConfigError::Invalid` for an unknown name or an empty list.
     pub fn ingest_kinds(&self) -> Result<Vec<FileKind>, ConfigError> {
-        let mut kinds = Vec::new();
-        for name in &self.ingest.tables {
-            let kind = FileKind::for_table(name).ok_or_else(|| ConfigError::Invalid {
-                key: "ingest.tables",
-                message: format!("{name:?} is not a table; accepted: events, mentions, gkg"),
-            })?;
-            if kinds.contains(&kind) {
-                return Err(ConfigError::Invalid {
-                    key: "ingest.tables",
-                    message: format!("{name:?} is listed twice"),
-                });
-            }
-            kinds.push(kind);
-        }
-        if kinds.is_empty() {
-            return Err(ConfigError::Invalid {
-                key: "ingest.tables",
-                message: "is empty; accepted: one or more of events, mentions, gkg".into(),
-            });
-        }
-        kinds.sort();
-        Ok(kinds)
+        let names: Vec<&str> = self.ingest.tables.iter().map(String::as_str).collect();
+        parse_tables(&names).map_err(|message| ConfigError::Invalid {
+            key: "ingest.tables",
+            message,
+        })
     }
 
     /// The feeds of `ingest.feeds`, in a fixed order.
@@ -501,24 +484,11 @@ impl Config {
     /// # Errors
     /// `ConfigError::Invalid` for an unknown name or an empty list.
     pub fn ingest_feeds(&self) -> Result<Vec<Feed>, ConfigError> {
-        let mut feeds = Vec::new();
-        for name in &self.ingest.feeds {
-            let feed = Feed::parse(name).ok_or_else(|| ConfigError::Invalid {
-                key: "ingest.feeds",
-                message: format!("{name:?} is not a feed; accepted: english, translingual"),
-            })?;
-            if !feeds.contains(&feed) {
-                feeds.push(feed);
-            }
-        }
-        if feeds.is_empty() {
-            return Err(ConfigError::Invalid {
-                key: "ingest.feeds",
-                message: "is empty; accepted: one or more of english, translingual".into(),
-            });
-        }
-        feeds.sort();
-        Ok(feeds)
+        let names: Vec<&str> = self.ingest.feeds.iter().map(String::as_str).collect();
+        parse_feeds(&names).map_err(|message| ConfigError::Invalid {
+            key: "ingest.feeds",
+            message,
+        })
     }
 
     /// The parsed `server.listen` address.

@@ -167,16 +167,15 @@ impl IngestPool {
                 let _ = worker;
             });
         }
-        tasks.spawn(dispatch(
-            jobs_rx,
-            workers,
-            work_tx,
+        let template = JobContext {
+            work: work_tx,
             ingestor,
-            catalog.clone(),
+            catalog: catalog.clone(),
             metrics,
-            shutdown.clone(),
+            shutdown: shutdown.clone(),
             log,
-        ));
+        };
+        tasks.spawn(dispatch(jobs_rx, workers, template));
         Self {
             jobs: jobs_tx,
             capacity,
@@ -231,29 +230,16 @@ impl IngestPool {
 
 /// Starts queued jobs, at most `max_running` at once; the others wait in the bounded queue, so
 /// a full queue is refused at submission.
-async fn dispatch(
-    mut jobs: mpsc::Receiver<QueuedJob>,
-    max_running: usize,
-    work: mpsc::Sender<WorkItem>,
-    ingestor: Ingestor,
-    catalog: Arc<Catalog>,
-    metrics: Arc<Metrics>,
-    shutdown: CancellationToken,
-    log: Logger,
-) {
+async fn dispatch(mut jobs: mpsc::Receiver<QueuedJob>, max_running: usize, template: JobContext) {
     let mut running = JoinSet::new();
     loop {
         tokio::select! {
-            _ = shutdown.cancelled() => break,
+            _ = template.shutdown.cancelled() => break,
             job = jobs.recv(), if running.len() < max_running => {
                 let Some(job) = job else { break };
                 let ctx = JobContext {
-                    work: work.clone(),
-                    ingestor: ingestor.clone(),
-                    catalog: catalog.clone(),
-                    metrics: metrics.clone(),
-                    shutdown: shutdown.clone(),
-                    log: log.new(o!("job_id" => job.id)),
+                    log: template.log.new(o!("job_id" => job.id)),
+                    ..template.clone()
                 };
                 running.spawn(ctx.run(job));
             }
@@ -261,6 +247,11 @@ async fn dispatch(
         }
     }
     jobs.close();
+    let JobContext {
+        catalog, log, work, ..
+    } = template;
+    // Workers stop once the running jobs, which hold the other senders, are done.
+    drop(work);
     while let Ok(job) = jobs.try_recv() {
         let catalog = catalog.clone();
         let id = job.id;
@@ -276,7 +267,6 @@ async fn dispatch(
         }
         let _ = job.done.send(());
     }
-    drop(work);
     while running.join_next().await.is_some() {}
 }
 
@@ -287,6 +277,8 @@ struct JobCounts {
     failed: usize,
 }
 
+/// What a running job needs; the dispatcher holds a template and clones it per job.
+#[derive(Clone)]
 struct JobContext {
     work: mpsc::Sender<WorkItem>,
     ingestor: Ingestor,

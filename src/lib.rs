@@ -32,7 +32,7 @@ use catalog::{Catalog, CatalogError};
 use config::Config;
 use ingest::fetch::Source;
 use ingest::listing::{Feed, FileKind};
-use ingest::Ingestor;
+use ingest::{IngestSettings, Ingestor};
 use jobs::IngestPool;
 use lake::{Lake, LakeError};
 use metrics::Metrics;
@@ -127,9 +127,11 @@ impl Engine {
             .expect("validated with the configuration");
         let ingestor = Ingestor::new(
             source,
-            kinds.clone(),
-            feeds.clone(),
-            config.ingest.max_attempts,
+            IngestSettings {
+                kinds: kinds.clone(),
+                feeds: feeds.clone(),
+                max_attempts: config.ingest.max_attempts,
+            },
             lake.clone(),
             catalog.clone(),
             metrics.clone(),

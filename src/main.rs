@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use chrono::NaiveDate;
 use gdelt_lake::catalog::{Catalog, FileOutcome, JobRecord};
 use gdelt_lake::cli::{Cli, Command};
-use gdelt_lake::ingest::listing::{Feed, FileKind};
+use gdelt_lake::ingest::listing::{parse_feeds, parse_tables, Feed, FileKind};
 use gdelt_lake::jobs::JobSpec;
 use gdelt_lake::{logging, Application, Engine};
 
@@ -259,32 +259,14 @@ async fn backfill(
     let kinds = if tables.is_empty() {
         engine.kinds.clone()
     } else {
-        let mut kinds = Vec::new();
-        for name in &tables {
-            let kind = FileKind::for_table(name).with_context(|| {
-                format!("--tables: {name:?} is not a table; accepted: events, mentions, gkg")
-            })?;
-            if !kinds.contains(&kind) {
-                kinds.push(kind);
-            }
-        }
-        kinds.sort();
-        kinds
+        let names: Vec<&str> = tables.iter().map(String::as_str).collect();
+        parse_tables(&names).map_err(|e| anyhow::anyhow!("--tables: {e}"))?
     };
     let feeds = if feeds.is_empty() {
         engine.feeds.clone()
     } else {
-        let mut parsed = Vec::new();
-        for name in &feeds {
-            let feed = Feed::parse(name).with_context(|| {
-                format!("--feeds: {name:?} is not a feed; accepted: english, translingual")
-            })?;
-            if !parsed.contains(&feed) {
-                parsed.push(feed);
-            }
-        }
-        parsed.sort();
-        parsed
+        let names: Vec<&str> = feeds.iter().map(String::as_str).collect();
+        parse_feeds(&names).map_err(|e| anyhow::anyhow!("--feeds: {e}"))?
     };
     let spec = JobSpec::Backfill {
         from,

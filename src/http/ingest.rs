@@ -10,7 +10,7 @@ use super::params::{bounded, date, range};
 use super::AppState;
 use crate::catalog::JobRecord;
 use crate::coverage::{CoverageDay, CoverageError};
-use crate::ingest::listing::{Feed, FileKind};
+use crate::ingest::listing::{parse_feeds, parse_tables, Feed, FileKind};
 use crate::jobs::{check_backfill_range, BackfillRangeError, JobSpec};
 
 /// Registers the routes.
@@ -173,49 +173,13 @@ async fn backfill(
 }
 
 fn tables(list: &str) -> Result<Vec<FileKind>, ApiError> {
-    let mut kinds = Vec::new();
-    for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-        let kind = FileKind::for_table(name).ok_or_else(|| {
-            ApiError::invalid(
-                "tables",
-                format!("tables: {name:?} is not a table; accepted: events, mentions, gkg"),
-            )
-        })?;
-        if !kinds.contains(&kind) {
-            kinds.push(kind);
-        }
-    }
-    if kinds.is_empty() {
-        return Err(ApiError::invalid(
-            "tables",
-            "tables: name one or more of events, mentions, gkg",
-        ));
-    }
-    kinds.sort();
-    Ok(kinds)
+    let names: Vec<&str> = list.split(',').collect();
+    parse_tables(&names).map_err(|e| ApiError::invalid("tables", format!("tables: {e}")))
 }
 
 fn feeds(list: &str) -> Result<Vec<Feed>, ApiError> {
-    let mut feeds = Vec::new();
-    for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-        let feed = Feed::parse(name).ok_or_else(|| {
-            ApiError::invalid(
-                "feeds",
-                format!("feeds: {name:?} is not a feed; accepted: english, translingual"),
-            )
-        })?;
-        if !feeds.contains(&feed) {
-            feeds.push(feed);
-        }
-    }
-    if feeds.is_empty() {
-        return Err(ApiError::invalid(
-            "feeds",
-            "feeds: name english, translingual or both",
-        ));
-    }
-    feeds.sort();
-    Ok(feeds)
+    let names: Vec<&str> = list.split(',').collect();
+    parse_feeds(&names).map_err(|e| ApiError::invalid("feeds", format!("feeds: {e}")))
 }
 
 #[derive(Deserialize, IntoParams)]

@@ -99,6 +99,45 @@ impl Feed {
     }
 }
 
+/// Parses names into distinct values in a fixed order; the error says which name is wrong and
+/// what is accepted, or that the list is empty.
+fn parse_names<T: Copy + Ord>(
+    names: &[&str],
+    what: &str,
+    accepted: &str,
+    parse: impl Fn(&str) -> Option<T>,
+) -> Result<Vec<T>, String> {
+    let mut values = Vec::new();
+    for name in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
+        let value =
+            parse(name).ok_or_else(|| format!("{name:?} is not a {what}; accepted: {accepted}"))?;
+        if !values.contains(&value) {
+            values.push(value);
+        }
+    }
+    if values.is_empty() {
+        return Err(format!("is empty; accepted: one or more of {accepted}"));
+    }
+    values.sort();
+    Ok(values)
+}
+
+/// The kinds of file feeding table names (`events`, `mentions`, `gkg`).
+///
+/// # Errors
+/// An unknown name or an empty list, as a sentence.
+pub fn parse_tables(names: &[&str]) -> Result<Vec<FileKind>, String> {
+    parse_names(names, "table", "events, mentions, gkg", FileKind::for_table)
+}
+
+/// Feeds by name (`english`, `translingual`).
+///
+/// # Errors
+/// An unknown name or an empty list, as a sentence.
+pub fn parse_feeds(names: &[&str]) -> Result<Vec<Feed>, String> {
+    parse_names(names, "feed", "english, translingual", Feed::parse)
+}
+
 /// One file named by a listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListedFile {

@@ -69,6 +69,13 @@ impl FileError {
     }
 }
 
+/// What scheduled and triggered runs take, and how often a file is tried.
+pub struct IngestSettings {
+    pub kinds: Vec<FileKind>,
+    pub feeds: Vec<Feed>,
+    pub max_attempts: u32,
+}
+
 /// Does the work of ingestion.
 #[derive(Clone)]
 pub struct Ingestor {
@@ -96,9 +103,7 @@ impl Ingestor {
     /// An ingestor over a source, lake and catalog.
     pub fn new(
         source: Source,
-        kinds: Vec<FileKind>,
-        feeds: Vec<Feed>,
-        max_attempts: u32,
+        settings: IngestSettings,
         lake: Lake,
         catalog: Arc<Catalog>,
         metrics: Arc<Metrics>,
@@ -106,9 +111,9 @@ impl Ingestor {
     ) -> Self {
         Self {
             source,
-            kinds,
-            feeds,
-            max_attempts,
+            kinds: settings.kinds,
+            feeds: settings.feeds,
+            max_attempts: settings.max_attempts,
             lake,
             catalog,
             metrics,
