@@ -53,6 +53,7 @@ pub struct TriggerResponse {
         (status = 400, description = "Bad n_batches", body = ErrorBody,
          example = json!({"code": "invalid_parameter", "message": "n_batches must be an integer from 1 to 1000, got \"0\"", "parameter": "n_batches"})),
         (status = 503, description = "Queue full or shutting down; see Retry-After", body = ErrorBody,
+         headers(("Retry-After" = u32, description = "Seconds to wait before retrying")),
          example = json!({"code": "queue_full", "message": "the ingestion queue is full (64 jobs waiting); retry later"})),
     )
 )]
@@ -128,7 +129,8 @@ pub struct BackfillQuery {
         (status = 202, description = "Job queued", body = TriggerResponse),
         (status = 400, description = "A bad parameter", body = ErrorBody,
          example = json!({"code": "invalid_parameter", "message": "tables: \"gdelt\" is not a table; accepted: events, mentions, gkg", "parameter": "tables"})),
-        (status = 503, description = "Queue full or shutting down; see Retry-After", body = ErrorBody),
+        (status = 503, description = "Queue full or shutting down; see Retry-After", body = ErrorBody,
+         headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
     )
 )]
 #[post("/ingest/backfill")]

@@ -541,7 +541,8 @@ async fn openapi_document_and_swagger_ui_are_served() {
         .unwrap()
         .clone();
     assert_eq!(limit["schema"]["maximum"], 500);
-    assert!(doc["paths"]["/api/v1/ingest/trigger"]["post"]["responses"]["503"].is_object());
+    let busy = &doc["paths"]["/api/v1/ingest/trigger"]["post"]["responses"]["503"];
+    assert!(busy["headers"]["Retry-After"].is_object(), "{busy}");
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
