@@ -345,3 +345,38 @@ async fn a_full_queue_answers_503_and_shutdown_starts_no_new_file() {
     drop(data_dir);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_over_the_size_cap_fails_and_leaves_nothing() {
+    // Incompressible bytes make a zip of about 1.5 MiB, over a 1 MiB cap.
+    let mut noise = Vec::with_capacity(1_600_000);
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    while noise.len() < 1_600_000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        noise.extend_from_slice(&x.to_le_bytes());
+    }
+    let zip = zip_bytes(&format!("{BAD}.export.CSV"), &noise).await;
+    assert!(zip.len() > 1024 * 1024);
+    let mirror = mirror_with_bad(&zip, None).await;
+    let server = MirrorServer::start(mirror.dir.path());
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut config = crate::support::test_config(data_dir.path(), &server.base_url);
+    config.ingest.max_download_mb = 1;
+    let app = TestApp::start_with(config, data_dir).await;
+    let job = app.ingest(2).await;
+    assert_eq!(
+        file_result(&job, &format!("{BAD}.export.CSV.zip"))["error"],
+        format!("download of {BAD}.export.CSV.zip exceeds the 1048576-byte limit (ingest.max_download_mb)")
+    );
+    assert_eq!(
+        file_result(&job, &format!("{GOOD}.export.CSV.zip"))["outcome"],
+        "ingested"
+    );
+    let (lake, tmp) = app.lake_files();
+    assert_eq!(lake.len(), 1);
+    assert!(tmp.is_empty(), "{tmp:?}");
+    app.stop().await;
+    server.stop().await;
+}
