@@ -121,6 +121,25 @@ async fn backfill_fills_both_tables_and_coverage_shows_the_gaps() {
         body["message"],
         "table must be one of events, mentions, gkg, got \"gdelt\""
     );
+    let (status, body) = app
+        .post("/api/v1/ingest/backfill?from=0001-01-01&to=2015-02-19")
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        body,
+        json!({"code": "invalid_parameter", "message": "from (0001-01-01) is before GDELT 2.0 began (2015-02-18)", "parameter": "from"})
+    );
+    let (status, body) = app
+        .post("/api/v1/ingest/backfill?from=2015-02-19&to=9999-12-31")
+        .await;
+    assert_eq!((status, body["parameter"].as_str()), (400, Some("to")));
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("to (9999-12-31) is after today ("),
+        "{body}"
+    );
     let (status, body) = app.post("/api/v1/ingest/backfill?from=2015-02-19").await;
     assert_eq!((status, body["parameter"].as_str()), (400, Some("to")));
     let (status, body) = app
