@@ -32,7 +32,7 @@ base="http://127.0.0.1:$mirror_port/gdeltv2/"
 /usr/bin/time -f '%e %M' -o "$work/ingest.time" \
   "$bin" ingest --latest 5 --data-dir "$work/data" --base-url "$base" --log-level error > "$work/ingest.out"
 read -r ingest_s ingest_kb < "$work/ingest.time"
-rows=$(awk '$4 == "ingested" {s += $2} END {print s}' "$work/ingest.out")
+rows=$(awk '$NF == "ingested" && $(NF - 1) != "already" {s += $2} END {print s + 0}' "$work/ingest.out")
 
 # 2. DuckDB's own conversion of the same unzipped files (needs the duckdb Python package).
 duck="n/a"

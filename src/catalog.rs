@@ -14,6 +14,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::ingest::ids::IdRuns;
 use crate::ingest::listing::ListedFile;
 use crate::ingest::parse::QuarantinedLine;
 
@@ -22,6 +23,8 @@ use crate::ingest::parse::QuarantinedLine;
 pub enum CatalogError {
     #[error("catalog database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("reading randomness: {0}")]
+    Random(#[from] std::io::Error),
     #[error("catalog at {path} has schema version {found}, this build knows {known}")]
     TooNew {
         path: String,
@@ -33,7 +36,8 @@ pub enum CatalogError {
 type Result<T> = std::result::Result<T, CatalogError>;
 
 /// Schema migrations, applied in order; `PRAGMA user_version` counts those applied.
-const MIGRATIONS: &[&str] = &[r"
+const MIGRATIONS: &[&str] = &[
+    r"
 CREATE TABLE files (
     name             TEXT PRIMARY KEY,
     kind             TEXT NOT NULL,
@@ -98,7 +102,36 @@ CREATE TABLE listed_days (
     listed_at TEXT NOT NULL,
     PRIMARY KEY (feed, kind, day)
 );
-"];
+",
+    r"
+ALTER TABLE files ADD COLUMN rows_duplicate INTEGER;
+ALTER TABLE job_files ADD COLUMN rows_duplicate INTEGER;
+-- The GlobalEventIDs stored per feed, as runs of consecutive ids, each with the file that
+-- stored it. Stored ids are unique per feed, so the runs of one feed never overlap.
+CREATE TABLE event_ids (
+    feed      TEXT NOT NULL,
+    first_id  INTEGER NOT NULL,
+    last_id   INTEGER NOT NULL,
+    file_name TEXT NOT NULL REFERENCES files (name),
+    PRIMARY KEY (feed, first_id)
+) WITHOUT ROWID;
+CREATE INDEX event_ids_file ON event_ids (file_name);
+-- Values the service keeps across restarts, such as the key signing pagination cursors.
+CREATE TABLE settings (
+    key   TEXT PRIMARY KEY,
+    value BLOB NOT NULL
+);
+",
+    r"
+-- Set when retention dropped the file's rows from the lake: the file stays known (so it is
+-- not fetched again, and its event ids still count as stored) but is no longer read.
+ALTER TABLE files ADD COLUMN expired_at TEXT;
+-- Set when compaction merged the file's rows into its day's file (then parquet_path).
+ALTER TABLE files ADD COLUMN compacted_at TEXT;
+-- What a job that is not about files (lake maintenance) reports, as JSON.
+ALTER TABLE jobs ADD COLUMN result TEXT;
+",
+];
 
 fn now() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
@@ -146,6 +179,9 @@ pub struct FileResult {
     pub outcome: FileOutcome,
     pub rows_stored: Option<i64>,
     pub rows_quarantined: Option<i64>,
+    /// Rows not stored because their GlobalEventID is stored already in their feed (or came
+    /// earlier in the same file).
+    pub rows_duplicate: Option<i64>,
     /// Zip bytes downloaded and verified.
     pub bytes: Option<i64>,
     pub error: Option<String>,
@@ -173,6 +209,8 @@ pub struct JobRecord {
     pub rows_stored: i64,
     /// Lines quarantined by this job so far.
     pub rows_quarantined: i64,
+    /// Duplicate events skipped by this job so far.
+    pub rows_duplicate: i64,
     /// Zip bytes downloaded by this job so far.
     pub bytes: i64,
     /// Things the job noticed that did not stop it, such as listing lines it could not parse.
@@ -183,6 +221,9 @@ pub struct JobRecord {
     pub finished_at: Option<String>,
     /// Per-file results, in completion order.
     pub files: Vec<FileResult>,
+    /// The report of a `maintenance` job (days compacted, partitions dropped), once finished.
+    #[schema(value_type = Option<Object>)]
+    pub result: Option<serde_json::Value>,
 }
 
 /// The outcome of trying to claim a file.
@@ -215,11 +256,39 @@ pub struct DayCounts {
     pub rows_quarantined: i64,
 }
 
+/// The stored files of one day, table (listing kind) and feed, to merge into one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompactionGroup {
+    /// Listing kind: `export`, `mentions` or `gkg`.
+    pub kind: String,
+    pub feed: String,
+    /// `YYYY-MM-DD`.
+    pub batch_date: String,
+    /// The distinct lake-relative Parquet paths, oldest batch first.
+    pub paths: Vec<String>,
+    /// Rows stored in them, per the catalog.
+    pub rows: i64,
+}
+
 /// A stored Parquet file of the lake, for building query file lists.
 #[derive(Debug, Clone)]
 pub struct LakeFile {
     pub parquet_path: String,
     pub batch_date: String,
+}
+
+/// What storing one file did, recorded in one transaction.
+pub struct StoredFile<'a> {
+    pub name: &'a str,
+    pub feed: &'a str,
+    pub rows_stored: u64,
+    pub rows_duplicate: u64,
+    pub quarantined: &'a [QuarantinedLine],
+    /// Lake-relative path of the Parquet file; `None` when no row was stored.
+    pub parquet_path: Option<&'a str>,
+    pub parquet_bytes: u64,
+    /// The GlobalEventIDs stored (empty for tables other than events).
+    pub event_ids: &'a IdRuns,
 }
 
 /// Counts of what the catalog holds, for health and metrics.
@@ -237,6 +306,8 @@ pub struct CatalogSummary {
 /// The catalog database.
 pub struct Catalog {
     conn: Mutex<Connection>,
+    /// Bumped whenever the set of stored files changes, so caches know when to let go.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl Catalog {
@@ -278,6 +349,7 @@ impl Catalog {
         )?;
         Ok(Self {
             conn: Mutex::new(conn),
+            generation: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -300,7 +372,13 @@ impl Catalog {
         }
         Ok(Self {
             conn: Mutex::new(conn),
+            generation: std::sync::atomic::AtomicU64::new(0),
         })
+    }
+
+    /// A number that changes whenever the lake's stored files change.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -477,45 +555,110 @@ impl Catalog {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// Records a stored file and its quarantined lines in one transaction.
+    /// Of `ids`, those already stored in `feed`'s events.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn stored_event_ids(&self, feed: &str, ids: &IdRuns) -> Result<IdRuns> {
+        let conn = self.conn();
+        // Runs of a feed never overlap, so the runs meeting first..=last are the last one
+        // starting at or before `first` and those starting inside.
+        let mut before = conn.prepare_cached(
+            "SELECT first_id, last_id FROM event_ids WHERE feed = ?1 AND first_id <= ?2 \
+             ORDER BY first_id DESC LIMIT 1",
+        )?;
+        let mut inside = conn.prepare_cached(
+            "SELECT first_id, last_id FROM event_ids WHERE feed = ?1 AND first_id > ?2 \
+             AND first_id <= ?3 ORDER BY first_id",
+        )?;
+        let mut stored = std::collections::BTreeMap::new();
+        for (first, last) in ids.runs() {
+            let run = |r: &rusqlite::Row<'_>| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?));
+            if let Some((f, l)) = before.query_row(params![feed, first], run).optional()? {
+                if l >= first {
+                    stored.insert(f, l);
+                }
+            }
+            for row in inside.query_map(params![feed, first, last], run)? {
+                let (f, l) = row?;
+                stored.insert(f, l);
+            }
+        }
+        let mut runs = IdRuns::new();
+        for (first, last) in stored {
+            runs.push_run(first, last);
+        }
+        Ok(runs.intersection(ids))
+    }
+
+    /// Records a stored file, its quarantined lines and its event ids in one transaction.
     ///
     /// # Errors
     /// Database errors; nothing is recorded then.
-    pub fn mark_ingested(
-        &self,
-        name: &str,
-        rows_stored: u64,
-        quarantined: &[QuarantinedLine],
-        parquet_path: Option<&str>,
-        parquet_bytes: u64,
-    ) -> Result<()> {
+    pub fn mark_ingested(&self, file: &StoredFile<'_>) -> Result<()> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let at = now();
-        // A re-ingested file replaces its earlier quarantine records.
+        let name = file.name;
+        // A re-ingested file replaces its earlier quarantine records and ids.
         tx.execute("DELETE FROM quarantine WHERE file_name = ?1", [name])?;
+        tx.execute("DELETE FROM event_ids WHERE file_name = ?1", [name])?;
         {
             let mut stmt = tx.prepare(
                 "INSERT INTO quarantine (file_name, line_no, reason, raw_line, recorded_at) VALUES (?1, ?2, ?3, ?4, ?5)",
             )?;
-            for q in quarantined {
+            for q in file.quarantined {
                 stmt.execute(params![name, q.line_no as i64, q.reason, q.raw, at])?;
+            }
+            let mut stmt = tx.prepare(
+                "INSERT INTO event_ids (feed, first_id, last_id, file_name) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for (first, last) in file.event_ids.runs() {
+                stmt.execute(params![file.feed, first, last, name])?;
             }
         }
         tx.execute(
             "UPDATE files SET status = 'ingested', error = NULL, rows_stored = ?2, rows_quarantined = ?3, \
-             parquet_path = ?4, parquet_bytes = ?5, updated_at = ?6, ingested_at = ?6 WHERE name = ?1",
+             parquet_path = ?4, parquet_bytes = ?5, updated_at = ?6, ingested_at = ?6, rows_duplicate = ?7 \
+             WHERE name = ?1",
             params![
                 name,
-                rows_stored as i64,
-                quarantined.len() as i64,
-                parquet_path,
-                parquet_bytes as i64,
-                at
+                file.rows_stored as i64,
+                file.quarantined.len() as i64,
+                file.parquet_path,
+                file.parquet_bytes as i64,
+                at,
+                file.rows_duplicate as i64
             ],
         )?;
         tx.commit()?;
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         Ok(())
+    }
+
+    /// The secret named `name`, made of 32 random bytes the first time it is asked for and kept
+    /// from then on.
+    ///
+    /// # Errors
+    /// Database errors, or no randomness available.
+    pub fn secret(&self, name: &str) -> Result<Vec<u8>> {
+        let conn = self.conn();
+        let existing: Option<Vec<u8>> = conn
+            .query_row("SELECT value FROM settings WHERE key = ?1", [name], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        if let Some(value) = existing {
+            return Ok(value);
+        }
+        let mut value = vec![0u8; 32];
+        std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut value)?;
+        conn.execute(
+            "INSERT INTO settings (key, value) VALUES (?1, ?2)",
+            params![name, value],
+        )?;
+        Ok(value)
     }
 
     /// Records a failed attempt with its reason.
@@ -530,8 +673,9 @@ impl Catalog {
         Ok(())
     }
 
-    /// Stored files of an event-kind listing (`export`) whose batch date lies in the inclusive
-    /// range, oldest first. Dates are `YYYY-MM-DD`.
+    /// Stored files of a listing kind (`export`, `mentions`, `gkg`) whose batch date lies in
+    /// the inclusive range, each once (a compacted day's file holds many listed files), oldest
+    /// first. Dates are `YYYY-MM-DD`; expired files are left out.
     ///
     /// # Errors
     /// Database errors.
@@ -543,9 +687,10 @@ impl Catalog {
     ) -> Result<Vec<LakeFile>> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(
-            "SELECT parquet_path, batch_date FROM files WHERE kind = ?1 AND status = 'ingested' \
+            "SELECT parquet_path, MIN(batch_date) FROM files WHERE kind = ?1 AND status = 'ingested' \
              AND (?2 IS NULL OR batch_date >= ?2) AND (?3 IS NULL OR batch_date <= ?3) \
-             AND rows_stored > 0 ORDER BY batch_ts",
+             AND rows_stored > 0 AND expired_at IS NULL \
+             GROUP BY parquet_path ORDER BY MIN(batch_ts), parquet_path",
         )?;
         let rows = stmt.query_map(params![kind, since, until], |r| {
             Ok(LakeFile {
@@ -554,6 +699,132 @@ impl Catalog {
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The days (batch dates in `since..=until`, before `before`) whose stored files of one
+    /// kind and feed are more than one Parquet file, oldest first.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn compaction_groups(
+        &self,
+        since: Option<&str>,
+        until: Option<&str>,
+        before: &str,
+    ) -> Result<Vec<CompactionGroup>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT kind, feed, batch_date, parquet_path, SUM(rows_stored) FROM files \
+             WHERE status = 'ingested' AND rows_stored > 0 AND expired_at IS NULL \
+             AND (?1 IS NULL OR batch_date >= ?1) AND (?2 IS NULL OR batch_date <= ?2) \
+             AND batch_date < ?3 \
+             GROUP BY kind, feed, batch_date, parquet_path \
+             ORDER BY batch_date, kind, feed, MIN(batch_ts), parquet_path",
+        )?;
+        let rows = stmt.query_map(params![since, until, before], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, i64>(4)?,
+            ))
+        })?;
+        let mut groups: Vec<CompactionGroup> = Vec::new();
+        for row in rows {
+            let (kind, feed, batch_date, path, n) = row?;
+            match groups.last_mut() {
+                Some(g) if g.kind == kind && g.feed == feed && g.batch_date == batch_date => {
+                    g.paths.push(path);
+                    g.rows += n;
+                }
+                _ => groups.push(CompactionGroup {
+                    kind,
+                    feed,
+                    batch_date,
+                    paths: vec![path],
+                    rows: n,
+                }),
+            }
+        }
+        groups.retain(|g| g.paths.len() > 1);
+        Ok(groups)
+    }
+
+    /// Points every file stored in `group`'s paths at `merged` instead, in one transaction,
+    /// if they still are what `group` says (no file added to or taken from them since).
+    /// Returns whether the swap happened; queries see the old files or the new one, never
+    /// both or neither.
+    ///
+    /// # Errors
+    /// Database errors; nothing changes then.
+    pub fn swap_compacted(
+        &self,
+        group: &CompactionGroup,
+        merged: &str,
+        bytes: u64,
+    ) -> Result<bool> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let at = now();
+        let mut rows = 0i64;
+        {
+            let mut stmt = tx.prepare(
+                "UPDATE files SET parquet_path = ?1, parquet_bytes = ?2, compacted_at = ?3, updated_at = ?3 \
+                 WHERE parquet_path = ?4 AND kind = ?5 AND feed = ?6 AND status = 'ingested' \
+                 AND expired_at IS NULL RETURNING rows_stored",
+            )?;
+            for path in &group.paths {
+                let stored = stmt.query_map(
+                    params![merged, bytes as i64, at, path, group.kind, group.feed],
+                    |r| r.get::<_, i64>(0),
+                )?;
+                for n in stored {
+                    rows += n?;
+                }
+            }
+        }
+        if rows != group.rows {
+            // Something changed under us: leave everything as it was.
+            return Ok(false);
+        }
+        tx.commit()?;
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(true)
+    }
+
+    /// Marks every stored file with a batch date before `before` expired, so queries stop
+    /// reading it, and returns the Parquet paths no longer read. The files stay known: they
+    /// are not fetched again and their event ids still count as stored.
+    ///
+    /// # Errors
+    /// Database errors; nothing changes then.
+    pub fn expire_before(&self, before: &str) -> Result<(i64, Vec<String>)> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let (files, paths) = {
+            let mut stmt = tx.prepare(
+                "UPDATE files SET expired_at = ?2, updated_at = ?2 \
+                 WHERE status = 'ingested' AND expired_at IS NULL AND batch_date < ?1 \
+                 RETURNING parquet_path",
+            )?;
+            let returned =
+                stmt.query_map(params![before, now()], |r| r.get::<_, Option<String>>(0))?;
+            let mut files = 0i64;
+            let mut paths = std::collections::BTreeSet::new();
+            for path in returned {
+                files += 1;
+                paths.extend(path?);
+            }
+            (files, paths)
+        };
+        tx.commit()?;
+        if files > 0 {
+            self.generation
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        Ok((files, paths.into_iter().collect()))
     }
 
     /// Totals over the catalog.
@@ -642,8 +913,8 @@ impl Catalog {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         tx.execute(
-            "INSERT OR REPLACE INTO job_files (job_id, file_name, outcome, rows_stored, rows_quarantined, bytes, error, duration_ms) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            "INSERT OR REPLACE INTO job_files (job_id, file_name, outcome, rows_stored, rows_quarantined, bytes, error, duration_ms, rows_duplicate) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             params![
                 id,
                 result.file,
@@ -652,7 +923,8 @@ impl Catalog {
                 result.rows_quarantined,
                 result.bytes,
                 result.error,
-                result.duration_ms
+                result.duration_ms,
+                result.rows_duplicate
             ],
         )?;
         tx.execute(
@@ -680,6 +952,24 @@ impl Catalog {
         Ok(())
     }
 
+    /// Ends a job that reports `result` rather than per-file results.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn finish_job_with_result(
+        &self,
+        id: i64,
+        error: Option<&str>,
+        result: &serde_json::Value,
+    ) -> Result<()> {
+        self.finish_job(id, error)?;
+        self.conn().execute(
+            "UPDATE jobs SET result = ?2 WHERE id = ?1",
+            params![id, result.to_string()],
+        )?;
+        Ok(())
+    }
+
     /// A job with its per-file results, if it exists.
     ///
     /// # Errors
@@ -688,7 +978,7 @@ impl Catalog {
         let conn = self.conn();
         let job = conn
             .query_row(
-                "SELECT id, kind, params, state, total, finished, error, created_at, started_at, finished_at, warnings \
+                "SELECT id, kind, params, state, total, finished, error, created_at, started_at, finished_at, warnings, result \
                  FROM jobs WHERE id = ?1",
                 [id],
                 |r| {
@@ -708,15 +998,19 @@ impl Catalog {
                         failed: 0,
                         rows_stored: 0,
                         rows_quarantined: 0,
+                        rows_duplicate: 0,
                         bytes: 0,
                         files: Vec::new(),
+                        result: r
+                            .get::<_, Option<String>>(11)?
+                            .and_then(|text| serde_json::from_str(&text).ok()),
                     })
                 },
             )
             .optional()?;
         let Some(mut job) = job else { return Ok(None) };
         let mut stmt = conn.prepare(
-            "SELECT file_name, outcome, rows_stored, rows_quarantined, bytes, error, duration_ms \
+            "SELECT file_name, outcome, rows_stored, rows_quarantined, bytes, error, duration_ms, rows_duplicate \
              FROM job_files WHERE job_id = ?1 ORDER BY rowid",
         )?;
         let files = stmt.query_map([id], |r| {
@@ -729,12 +1023,14 @@ impl Catalog {
                 bytes: r.get(4)?,
                 error: r.get(5)?,
                 duration_ms: r.get(6)?,
+                rows_duplicate: r.get(7)?,
             })
         })?;
         job.files = files.collect::<rusqlite::Result<_>>()?;
         for f in &job.files {
             job.rows_stored += f.rows_stored.unwrap_or(0);
             job.rows_quarantined += f.rows_quarantined.unwrap_or(0);
+            job.rows_duplicate += f.rows_duplicate.unwrap_or(0);
             job.bytes += f.bytes.unwrap_or(0);
             job.failed += i64::from(f.outcome == FileOutcome::Failed);
         }

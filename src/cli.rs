@@ -72,12 +72,42 @@ pub enum Command {
         /// events, mentions or gkg.
         #[arg(long, default_value = "events")]
         table: String,
-        /// english or translingual.
+        /// english, translingual or v1.
         #[arg(long, default_value = "english")]
         feed: String,
     },
+    /// Maintain the lake now: drop partitions older than lake.retention_days (when set), then
+    /// merge each complete day's batch files into one Parquet file per day, table and feed.
+    /// One process owns a data directory: on a running server use POST /api/v1/lake/compact.
+    Compact {
+        /// First batch date to compact (default: the oldest).
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        since: Option<chrono::NaiveDate>,
+        /// Last batch date to compact (default: yesterday, UTC; today is never compacted).
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        until: Option<chrono::NaiveDate>,
+    },
     /// Print the effective configuration as TOML and exit.
     Config,
+    /// Write a synthetic GDELT 2.0 mirror (zips, md5s, listings) for benchmarks and volume
+    /// tests; the same seed gives the same files. Serve it with any static HTTP server.
+    Synth {
+        /// Days of batches to write.
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=3660))]
+        days: u32,
+        /// Directory to write `gdeltv2/` into.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Seed of the generator.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// First day, YYYY-MM-DD.
+        #[arg(long, value_name = "YYYY-MM-DD", default_value = "2024-01-01")]
+        start: chrono::NaiveDate,
+        /// Batches per day (GDELT has 96; fewer make a small mirror).
+        #[arg(long, default_value_t = 96, value_parser = clap::value_parser!(u32).range(1..=96))]
+        batches_per_day: u32,
+    },
 }
 
 impl Cli {

@@ -70,12 +70,18 @@ pub struct ServerConfig {
 #[serde(deny_unknown_fields)]
 pub struct LakeConfig {
     pub data_dir: PathBuf,
+    /// Days of partitions kept (by batch date); older ones are dropped. 0 keeps everything.
+    pub retention_days: u32,
+    /// Run lake maintenance (retention, then compaction of complete days) on `maintenance_schedule`.
+    pub maintenance_enabled: bool,
+    pub maintenance_schedule: String,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
     pub base_url: String,
+    pub v1_base_url: String,
     pub timeout_secs: u64,
     pub retry_attempts: u32,
     pub retry_backoff_ms: u64,
@@ -101,6 +107,9 @@ pub struct IngestConfig {
 pub struct QueryConfig {
     pub max_concurrent: usize,
     pub threads: usize,
+    pub queue_timeout_ms: u64,
+    pub timeout_ms: u64,
+    pub max_scan_files: usize,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -119,6 +128,50 @@ pub enum LogFormat {
 
 /// Accepted values of `log.level`.
 pub const LOG_LEVELS: [&str; 6] = ["trace", "debug", "info", "warning", "error", "critical"];
+
+/// A base URL: http(s), ending in '/'.
+fn check_url(key: &'static str, url: &str) -> Result<(), ConfigError> {
+    if !(url.starts_with("http://") || url.starts_with("https://")) || !url.ends_with('/') {
+        return Err(ConfigError::Invalid {
+            key,
+            message: format!(
+                "{url:?} is not accepted; expected an http:// or https:// URL ending in '/'"
+            ),
+        });
+    }
+    reqwest::Url::parse(url).map_err(|e| ConfigError::Invalid {
+        key,
+        message: format!("{url:?} is not a URL: {e}"),
+    })?;
+    Ok(())
+}
+
+/// A cron expression with seconds, as tokio-cron-scheduler takes it.
+fn check_cron(key: &'static str, expression: &str, example: &str) -> Result<(), ConfigError> {
+    tokio_cron_scheduler::Job::new_async(expression, |_, _| Box::pin(async {}))
+        .map(drop)
+        .map_err(|e| ConfigError::Invalid {
+            key,
+            message: format!(
+                "{expression:?} is not a cron expression ({e}); expected six fields \
+                 'sec min hour day-of-month month day-of-week', e.g. \"{example}\""
+            ),
+        })
+}
+
+impl SourceConfig {
+    /// Where GDELT 1.0 files are fetched from: `source.v1_base_url`, or when empty the `events/`
+    /// folder beside `source.base_url`'s folder, as on GDELT's server.
+    pub fn v1_url(&self) -> String {
+        if !self.v1_base_url.is_empty() {
+            return self.v1_base_url.clone();
+        }
+        match reqwest::Url::parse(&self.base_url).and_then(|base| base.join("../events/")) {
+            Ok(url) => url.to_string(),
+            Err(_) => format!("{}../events/", self.base_url),
+        }
+    }
+}
 
 impl Default for Config {
     fn default() -> Self {
@@ -392,19 +445,10 @@ impl Config {
                 message: "must not be empty".into(),
             });
         }
-        let url = &self.source.base_url;
-        if !(url.starts_with("http://") || url.starts_with("https://")) || !url.ends_with('/') {
-            return Err(ConfigError::Invalid {
-                key: "source.base_url",
-                message: format!(
-                    "{url:?} is not accepted; expected an http:// or https:// URL ending in '/'"
-                ),
-            });
+        check_url("source.base_url", &self.source.base_url)?;
+        if !self.source.v1_base_url.is_empty() {
+            check_url("source.v1_base_url", &self.source.v1_base_url)?;
         }
-        reqwest::Url::parse(url).map_err(|e| ConfigError::Invalid {
-            key: "source.base_url",
-            message: format!("{url:?} is not a URL: {e}"),
-        })?;
         range("source.timeout_secs", self.source.timeout_secs, 1, 86_400)?;
         range("source.retry_attempts", self.source.retry_attempts, 1, 10)?;
         range(
@@ -413,17 +457,18 @@ impl Config {
             0,
             600_000,
         )?;
-        tokio_cron_scheduler::Job::new_async(self.ingest.schedule.as_str(), |_, _| {
-            Box::pin(async {})
-        })
-        .map_err(|e| ConfigError::Invalid {
-            key: "ingest.schedule",
-            message: format!(
-                "{:?} is not a cron expression ({e}); expected six fields \
-                     'sec min hour day-of-month month day-of-week', e.g. \"0 */15 * * * *\"",
-                self.ingest.schedule
-            ),
-        })?;
+        check_cron("ingest.schedule", &self.ingest.schedule, "0 */15 * * * *")?;
+        check_cron(
+            "lake.maintenance_schedule",
+            &self.lake.maintenance_schedule,
+            "0 30 0 * * *",
+        )?;
+        range(
+            "lake.retention_days",
+            self.lake.retention_days,
+            0,
+            1_000_000,
+        )?;
         self.ingest_kinds()?;
         self.ingest_feeds()?;
         range(
@@ -454,6 +499,19 @@ impl Config {
         )?;
         range("query.max_concurrent", self.query.max_concurrent, 1, 64)?;
         range("query.threads", self.query.threads, 1, 64)?;
+        range(
+            "query.queue_timeout_ms",
+            self.query.queue_timeout_ms,
+            0,
+            600_000,
+        )?;
+        range("query.timeout_ms", self.query.timeout_ms, 100, 3_600_000)?;
+        range(
+            "query.max_scan_files",
+            self.query.max_scan_files,
+            1,
+            10_000_000,
+        )?;
         if !LOG_LEVELS.contains(&self.log.level.as_str()) {
             return Err(ConfigError::Invalid {
                 key: "log.level",
@@ -526,6 +584,17 @@ mod tests {
         assert_eq!(c.server.listen, "127.0.0.1:8000");
         assert_eq!(c.lake.data_dir, PathBuf::from("./data"));
         assert_eq!(c.source.base_url, "http://data.gdeltproject.org/gdeltv2/");
+        assert_eq!(c.source.v1_url(), "http://data.gdeltproject.org/events/");
+        let mirror = SourceConfig {
+            base_url: "http://127.0.0.1:8765/m/gdeltv2/".into(),
+            ..c.source.clone()
+        };
+        assert_eq!(mirror.v1_url(), "http://127.0.0.1:8765/m/events/");
+        let own = SourceConfig {
+            v1_base_url: "https://example.org/v1/".into(),
+            ..mirror
+        };
+        assert_eq!(own.v1_url(), "https://example.org/v1/");
         assert_eq!(c.ingest.schedule, "0 */15 * * * *");
         assert!(c.ingest.scheduler_enabled);
         assert_eq!(c.log.format, LogFormat::Json);

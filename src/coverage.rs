@@ -1,7 +1,7 @@
 //! Completeness: per day and table, what the listing promised, what is stored, what failed,
 //! and which 15-minute slots the source never published.
 
-use chrono::{NaiveDate, NaiveDateTime};
+use chrono::{Datelike, NaiveDate, NaiveDateTime};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -15,8 +15,21 @@ fn feed_start() -> NaiveDateTime {
         .expect("a valid time")
 }
 
-/// The 15-minute slots GDELT 2.0 had on a day: 96, 4 on its first day, none before.
-pub fn slots_on(day: NaiveDate) -> i64 {
+/// The files a feed had on a day. GDELT 2.0: 96 15-minute slots, 4 on its first day, none
+/// before. GDELT 1.0: one daily file from 2013-04-01, one monthly file on the first of each
+/// month from 2006-01 to 2013-03, one yearly file on each January 1st from 1979 to 2005.
+pub fn slots_on(feed: Feed, day: NaiveDate) -> i64 {
+    if feed == Feed::V1 {
+        let ymd = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).expect("a valid date");
+        let published = if day >= ymd(2013, 4, 1) {
+            true
+        } else if day >= ymd(2006, 1, 1) {
+            day.day() == 1
+        } else {
+            day >= ymd(1979, 1, 1) && day.ordinal() == 1
+        };
+        return i64::from(published);
+    }
     let start = feed_start();
     let day_start = day.and_hms_opt(0, 0, 0).expect("midnight exists");
     let day_end = day_start + chrono::Duration::days(1);
@@ -34,7 +47,8 @@ pub fn slots_on(day: NaiveDate) -> i64 {
 pub struct CoverageDay {
     #[schema(example = "2015-02-19")]
     pub date: String,
-    /// 15-minute slots the feed had that day.
+    /// Files the feed had that day: 15-minute slots for GDELT 2.0, daily, monthly or yearly
+    /// files for GDELT 1.0.
     #[schema(example = 96)]
     pub slots: i64,
     /// Files the source's listing promised (seen by gdelt-lake).
@@ -96,7 +110,7 @@ pub fn report(
                 ..DayCounts::default()
             },
         };
-        let slots = slots_on(day);
+        let slots = slots_on(feed, day);
         out.push(CoverageDay {
             date,
             slots,
@@ -119,9 +133,17 @@ mod tests {
     #[test]
     fn slots_per_day() {
         let d = |y, m, day| NaiveDate::from_ymd_opt(y, m, day).unwrap();
-        assert_eq!(slots_on(d(2015, 2, 17)), 0);
-        assert_eq!(slots_on(d(2015, 2, 18)), 4);
-        assert_eq!(slots_on(d(2015, 2, 19)), 96);
-        assert_eq!(slots_on(d(2024, 2, 29)), 96);
+        let en = Feed::English;
+        assert_eq!(slots_on(en, d(2015, 2, 17)), 0);
+        assert_eq!(slots_on(en, d(2015, 2, 18)), 4);
+        assert_eq!(slots_on(en, d(2015, 2, 19)), 96);
+        assert_eq!(slots_on(Feed::Translingual, d(2024, 2, 29)), 96);
+        let v1 = Feed::V1;
+        assert_eq!(slots_on(v1, d(1978, 1, 1)), 0);
+        assert_eq!(slots_on(v1, d(1979, 1, 1)), 1);
+        assert_eq!(slots_on(v1, d(1979, 1, 2)), 0);
+        assert_eq!(slots_on(v1, d(2006, 2, 1)), 1);
+        assert_eq!(slots_on(v1, d(2013, 3, 2)), 0);
+        assert_eq!(slots_on(v1, d(2013, 4, 2)), 1);
     }
 }

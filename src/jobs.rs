@@ -64,26 +64,36 @@ impl JobSpec {
 pub enum BackfillRangeError {
     #[error("from ({from}) is after to ({to})")]
     Reversed { from: NaiveDate, to: NaiveDate },
-    #[error("from ({from}) is before GDELT 2.0 began (2015-02-18)")]
-    FromBeforeFeed { from: NaiveDate },
+    #[error("from ({from}) is before {what} began ({first})")]
+    FromBeforeFeed {
+        from: NaiveDate,
+        what: &'static str,
+        first: NaiveDate,
+    },
     #[error("to ({to}) is after today ({today}, UTC)")]
     ToInFuture { to: NaiveDate, today: NaiveDate },
 }
 
-/// Checks a backfill range: ordered, within GDELT 2.0's life, not in the future.
+/// Checks a backfill range: ordered, within the life of the oldest of `feeds`, not in the
+/// future.
 ///
 /// # Errors
 /// The first rule the range breaks.
 pub fn check_backfill_range(
     from: NaiveDate,
     to: NaiveDate,
+    feeds: &[Feed],
     today: NaiveDate,
 ) -> Result<(), BackfillRangeError> {
-    let first = NaiveDate::from_ymd_opt(2015, 2, 18).expect("a valid date");
+    let (first, what) = feeds
+        .iter()
+        .map(|f| (f.first_day(), f.generation()))
+        .min()
+        .unwrap_or((Feed::English.first_day(), Feed::English.generation()));
     if from > to {
         Err(BackfillRangeError::Reversed { from, to })
     } else if from < first {
-        Err(BackfillRangeError::FromBeforeFeed { from })
+        Err(BackfillRangeError::FromBeforeFeed { from, what, first })
     } else if to > today {
         Err(BackfillRangeError::ToInFuture { to, today })
     } else {

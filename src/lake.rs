@@ -4,13 +4,21 @@
 //! batch's UTC date. A file is written under `<data_dir>/tmp/`, fsynced, renamed into place and
 //! its directory fsynced, so a reader or a crash never sees half a file. Which files exist for
 //! queries is the catalog's business, not a directory listing.
+//!
+//! Files leave the lake (replaced by compaction, dropped by retention) only once no query that
+//! may still read them runs: a query pins the current read epoch before it takes its file list
+//! from the catalog; retiring files ends the epoch, and they are deleted when its last pin goes.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
+use arrow::array::BooleanArray;
+use arrow::compute::filter_record_batch;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use chrono::NaiveDateTime;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::errors::ParquetError;
@@ -26,6 +34,8 @@ pub enum LakeError {
     },
     #[error("writing Parquet: {0}")]
     Parquet(#[from] ParquetError),
+    #[error("filtering rows: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> LakeError + '_ {
@@ -40,6 +50,35 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> LakeError + '_ {
 pub struct Lake {
     root: PathBuf,
     tmp: PathBuf,
+    epoch: Arc<Mutex<Arc<Epoch>>>,
+}
+
+/// A read epoch: the files retired while it was current, deleted when its last pin goes.
+#[derive(Debug, Default)]
+struct Epoch {
+    doomed: Mutex<Vec<PathBuf>>,
+}
+
+impl Drop for Epoch {
+    fn drop(&mut self) {
+        let doomed = self.doomed.get_mut().unwrap_or_else(|p| p.into_inner());
+        for path in doomed.drain(..) {
+            // Best effort: a file that cannot be removed is no longer listed, so it is only
+            // wasted space, never read.
+            let _ = std::fs::remove_file(&path);
+            if let Some(dir) = path.parent() {
+                // Succeeds only when the partition is now empty.
+                let _ = std::fs::remove_dir(dir);
+            }
+        }
+    }
+}
+
+/// Held by a query from before it reads the catalog's file list until it has finished
+/// reading the files: none of them is deleted meanwhile.
+#[derive(Debug)]
+pub struct ReadPin {
+    _epoch: Arc<Epoch>,
 }
 
 impl Lake {
@@ -52,6 +91,7 @@ impl Lake {
         let lake = Self {
             root: data_dir.join("lake"),
             tmp: data_dir.join("tmp"),
+            epoch: Arc::default(),
         };
         std::fs::create_dir_all(&lake.root).map_err(io_err(&lake.root))?;
         std::fs::create_dir_all(&lake.tmp).map_err(io_err(&lake.tmp))?;
@@ -92,6 +132,26 @@ impl Lake {
         Ok(target)
     }
 
+    /// Pins the current read epoch: files retired from now on stay on disk until the pin is
+    /// dropped.
+    pub fn pin(&self) -> ReadPin {
+        ReadPin {
+            _epoch: self.epoch.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+        }
+    }
+
+    /// Deletes these lake-relative files once no query pinned before now still runs. Call it
+    /// after the catalog stopped listing them.
+    pub fn retire(&self, relative: impl IntoIterator<Item = String>) {
+        let old = std::mem::take(&mut *self.epoch.lock().unwrap_or_else(|p| p.into_inner()));
+        old.doomed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(relative.into_iter().map(|r| self.absolute(&r)));
+        // Deleted here when no query holds the old epoch, else when the last one ends.
+        drop(old);
+    }
+
     /// Directory for downloads and files being written.
     pub fn tmp_dir(&self) -> &Path {
         &self.tmp
@@ -123,6 +183,10 @@ impl Lake {
     /// # Errors
     /// The temporary file cannot be created.
     pub fn writer(&self, relative: &str, schema: SchemaRef) -> Result<ParquetSink, LakeError> {
+        self.writer_to(self.absolute(relative), schema)
+    }
+
+    fn writer_to(&self, target: PathBuf, schema: SchemaRef) -> Result<ParquetSink, LakeError> {
         let temp = tempfile::Builder::new()
             .prefix("write-")
             .suffix(".parquet")
@@ -133,11 +197,12 @@ impl Lake {
             .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
             .set_max_row_group_row_count(Some(128 * 1024))
             .build();
-        let writer = ArrowWriter::try_new(file, schema, Some(props))?;
+        let writer = ArrowWriter::try_new(file, schema.clone(), Some(props))?;
         Ok(ParquetSink {
             temp,
             writer,
-            target: self.absolute(relative),
+            schema,
+            target,
         })
     }
 }
@@ -147,6 +212,7 @@ impl Lake {
 pub struct ParquetSink {
     temp: tempfile::NamedTempFile,
     writer: ArrowWriter<File>,
+    schema: SchemaRef,
     target: PathBuf,
 }
 
@@ -158,6 +224,38 @@ impl ParquetSink {
     pub fn write(&mut self, batch: &RecordBatch) -> Result<(), LakeError> {
         self.writer.write(batch)?;
         Ok(())
+    }
+
+    /// Rewrites the rows written so far into a new uncommitted file, keeping those `keep`
+    /// selects, batch by batch, so memory stays at one record batch. `None` when no row is
+    /// left. Returns how many rows were dropped.
+    ///
+    /// # Errors
+    /// Encoding, decoding or disk errors; nothing is left behind.
+    pub fn retain(
+        self,
+        lake: &Lake,
+        keep: impl Fn(&RecordBatch) -> Result<BooleanArray, arrow::error::ArrowError>,
+    ) -> Result<(Option<ParquetSink>, u64), LakeError> {
+        let file = self.writer.into_inner()?;
+        drop(file);
+        let reader = File::open(self.temp.path()).map_err(io_err(self.temp.path()))?;
+        let batches = ParquetRecordBatchReaderBuilder::try_new(reader)?.build()?;
+        let mut out: Option<ParquetSink> = None;
+        let mut dropped = 0u64;
+        for batch in batches {
+            let batch = batch?;
+            let kept = filter_record_batch(&batch, &keep(&batch)?)?;
+            dropped += (batch.num_rows() - kept.num_rows()) as u64;
+            if kept.num_rows() == 0 {
+                continue;
+            }
+            if out.is_none() {
+                out = Some(lake.writer_to(self.target.clone(), self.schema.clone())?);
+            }
+            out.as_mut().expect("created above").write(&kept)?;
+        }
+        Ok((out, dropped))
     }
 
     /// Finishes the file, makes it durable and moves it into place, replacing any file already

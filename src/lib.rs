@@ -12,11 +12,14 @@ pub mod coverage;
 pub mod http;
 pub mod ingest;
 pub mod jobs;
+pub mod labels;
 pub mod lake;
 pub mod logging;
+pub mod maintenance;
 pub mod metrics;
 pub mod query;
 pub mod scheduler;
+pub mod synth;
 #[cfg(test)]
 mod test_support;
 
@@ -35,6 +38,7 @@ use ingest::listing::{Feed, FileKind};
 use ingest::{IngestSettings, Ingestor};
 use jobs::IngestPool;
 use lake::{Lake, LakeError};
+use maintenance::Maintenance;
 use metrics::Metrics;
 use query::{QueryEngine, QueryError};
 
@@ -83,8 +87,9 @@ pub struct Engine {
     pub metrics: Arc<Metrics>,
     pub pool: Arc<IngestPool>,
     pub query: QueryEngine,
-    /// Held for the engine's life: one process per data directory.
-    _lock: File,
+    pub maintenance: Arc<Maintenance>,
+    /// Held until shutdown: one process per data directory.
+    lock: std::sync::Mutex<Option<File>>,
 }
 
 impl Engine {
@@ -145,12 +150,17 @@ impl Engine {
             config.ingest.queue_capacity,
             log.new(slog::o!("component" => "jobs")),
         ));
+        let maintenance = Arc::new(Maintenance::new(
+            catalog.clone(),
+            lake.clone(),
+            config.lake.retention_days,
+            log.new(slog::o!("component" => "maintenance")),
+        ));
         let query = QueryEngine::open(
             catalog.clone(),
             lake.clone(),
             metrics.clone(),
-            config.query.max_concurrent,
-            config.query.threads,
+            &config.query,
         )?;
         Ok(Self {
             config,
@@ -161,13 +171,18 @@ impl Engine {
             metrics,
             pool,
             query,
-            _lock: lock,
+            maintenance,
+            lock: std::sync::Mutex::new(Some(lock)),
         })
     }
 
-    /// Stops the ingestion pool, letting files in progress finish up to a deadline.
+    /// Stops the ingestion pool and maintenance, letting work in progress finish up to a
+    /// deadline, then releases the data directory, so another process (or a restart) can take
+    /// it at once, whoever still holds a reference to this engine.
     pub async fn shutdown(&self) {
         self.pool.shutdown(DRAIN_DEADLINE).await;
+        self.maintenance.shutdown(DRAIN_DEADLINE).await;
+        drop(self.lock.lock().unwrap_or_else(|p| p.into_inner()).take());
     }
 }
 
@@ -244,6 +259,12 @@ impl Application {
                     &config.ingest.schedule,
                     config.ingest.batches_per_run,
                     self.engine.pool.clone(),
+                    config.lake.maintenance_enabled.then(|| {
+                        (
+                            config.lake.maintenance_schedule.as_str(),
+                            self.engine.maintenance.clone(),
+                        )
+                    }),
                     self.log.new(slog::o!("component" => "scheduler")),
                 )
                 .await?,

@@ -60,6 +60,36 @@ fn main() -> ExitCode {
                 table,
                 feed,
             } => coverage(&config, since, until, &table, &feed),
+            Command::Compact { since, until } => compact(config, since, until, &log).await,
+            Command::Synth {
+                days,
+                out,
+                seed,
+                start,
+                batches_per_day,
+            } => {
+                let options = gdelt_lake::synth::SynthOptions {
+                    days,
+                    out,
+                    seed,
+                    start,
+                    batches_per_day,
+                };
+                let started = std::time::Instant::now();
+                let summary = gdelt_lake::synth::generate(&options)
+                    .await
+                    .with_context(|| format!("writing {}", options.out.display()))?;
+                println!(
+                    "wrote {} batches: {} events, {} mentions, {:.1} MB of zips to {} in {:.1} s",
+                    summary.batches,
+                    summary.events,
+                    summary.mentions,
+                    summary.zip_bytes as f64 / 1e6,
+                    options.out.join("gdeltv2").display(),
+                    started.elapsed().as_secs_f64()
+                );
+                Ok(ExitCode::SUCCESS)
+            }
             Command::Serve | Command::Config => {
                 serve(config, &log).await.map(|()| ExitCode::SUCCESS)
             }
@@ -123,8 +153,8 @@ async fn ingest_once(
         return Ok(ExitCode::from(130));
     };
     println!(
-        "{:<34} {:>10} {:>12}  status",
-        "file", "rows", "quarantined"
+        "{:<34} {:>10} {:>12} {:>11}  status",
+        "file", "rows", "quarantined", "duplicates"
     );
     for file in &job.files {
         let status = match file.outcome {
@@ -138,10 +168,11 @@ async fn ingest_once(
         };
         let count = |v: Option<i64>| v.map_or_else(|| "-".to_owned(), |v| v.to_string());
         println!(
-            "{:<34} {:>10} {:>12}  {status}",
+            "{:<34} {:>10} {:>12} {:>11}  {status}",
             file.file,
             count(file.rows_stored),
-            count(file.rows_quarantined)
+            count(file.rows_quarantined),
+            count(file.rows_duplicate)
         );
     }
     Ok(job_verdict(&job))
@@ -246,6 +277,52 @@ fn progress_line(job: &JobRecord, elapsed: Duration) -> String {
     )
 }
 
+async fn compact(
+    config: gdelt_lake::config::Config,
+    since: Option<NaiveDate>,
+    until: Option<NaiveDate>,
+    log: &Logger,
+) -> anyhow::Result<ExitCode> {
+    let engine = Arc::new(Engine::open(config, log).context("starting")?);
+    let range = gdelt_lake::query::DateRange { since, until };
+    let report = engine
+        .maintenance
+        .run(range, chrono::Utc::now().date_naive())
+        .await;
+    engine.shutdown().await;
+    let report = report?;
+    match &report.retention_cutoff {
+        Some(cutoff) => println!(
+            "retention: partitions before {cutoff} dropped: {} listed file(s), {} Parquet file(s)",
+            report.files_expired, report.parquet_files_expired
+        ),
+        None => println!("retention: off (lake.retention_days = 0)"),
+    }
+    println!(
+        "{:<9} {:<10} {:<12} {:>6} {:>10} {:>12}",
+        "table", "date", "feed", "files", "rows", "bytes"
+    );
+    for day in &report.compacted {
+        println!(
+            "{:<9} {:<10} {:<12} {:>6} {:>10} {:>12}",
+            day.table, day.date, day.feed, day.files_merged, day.rows, day.bytes
+        );
+    }
+    for skipped in &report.skipped {
+        println!("SKIPPED {skipped}");
+    }
+    println!(
+        "{} day(s) compacted in {:.1} s",
+        report.compacted.len(),
+        report.duration_ms as f64 / 1000.0
+    );
+    Ok(if report.skipped.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
 async fn backfill(
     config: gdelt_lake::config::Config,
     from: NaiveDate,
@@ -254,20 +331,20 @@ async fn backfill(
     feeds: Vec<String>,
     log: &Logger,
 ) -> anyhow::Result<ExitCode> {
-    gdelt_lake::jobs::check_backfill_range(from, to, chrono::Utc::now().date_naive())?;
-    let engine = Arc::new(Engine::open(config, log).context("starting")?);
     let kinds = if tables.is_empty() {
-        engine.kinds.clone()
+        config.ingest_kinds()?
     } else {
         let names: Vec<&str> = tables.iter().map(String::as_str).collect();
         parse_tables(&names).map_err(|e| anyhow::anyhow!("--tables: {e}"))?
     };
     let feeds = if feeds.is_empty() {
-        engine.feeds.clone()
+        config.ingest_feeds()?
     } else {
         let names: Vec<&str> = feeds.iter().map(String::as_str).collect();
         parse_feeds(&names).map_err(|e| anyhow::anyhow!("--feeds: {e}"))?
     };
+    gdelt_lake::jobs::check_backfill_range(from, to, &feeds, chrono::Utc::now().date_naive())?;
+    let engine = Arc::new(Engine::open(config, log).context("starting")?);
     let spec = JobSpec::Backfill {
         from,
         to,
@@ -302,7 +379,7 @@ fn coverage(
         format!("--table: {table:?} is not a table; accepted: events, mentions, gkg")
     })?;
     let feed = Feed::parse(feed).with_context(|| {
-        format!("--feed: {feed:?} is not a feed; accepted: english, translingual")
+        format!("--feed: {feed:?} is not a feed; accepted: english, translingual, v1")
     })?;
     let until = until.unwrap_or_else(|| chrono::Utc::now().date_naive());
     let since = since.unwrap_or(until - chrono::Duration::days(6));

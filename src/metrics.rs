@@ -17,12 +17,14 @@ pub struct Metrics {
     pub ingest_rows: IntCounterVec,
     pub ingest_bytes: IntCounterVec,
     pub ingest_quarantined: IntCounterVec,
+    pub ingest_duplicates: IntCounterVec,
     pub ingest_failures: IntCounterVec,
     pub last_batch: GaugeVec,
     pub batch_age: GaugeVec,
     pub jobs_running: IntGauge,
     pub files_waiting: IntGauge,
     pub queries_running: IntGauge,
+    pub query_cache: IntCounterVec,
 }
 
 impl Metrics {
@@ -78,6 +80,14 @@ impl Metrics {
             &["table"],
         )
         .expect("valid metric");
+        let ingest_duplicates = IntCounterVec::new(
+            Opts::new(
+                "ingest_duplicate_rows_total",
+                "Rows not stored because their event id is stored already in their feed, by table",
+            ),
+            &["table"],
+        )
+        .expect("valid metric");
         let ingest_failures = IntCounterVec::new(
             Opts::new(
                 "ingest_failures_total",
@@ -110,6 +120,14 @@ impl Metrics {
             "Files waiting for an ingestion worker",
         )
         .expect("valid metric");
+        let query_cache = IntCounterVec::new(
+            Opts::new(
+                "query_cache_total",
+                "Analytics answers served from the cache (hit) or computed (miss)",
+            ),
+            &["result"],
+        )
+        .expect("valid metric");
         let queries_running = IntGauge::new(
             "queries_running",
             "Lake queries running or waiting for a connection",
@@ -122,12 +140,14 @@ impl Metrics {
             Box::new(ingest_rows.clone()),
             Box::new(ingest_bytes.clone()),
             Box::new(ingest_quarantined.clone()),
+            Box::new(ingest_duplicates.clone()),
             Box::new(ingest_failures.clone()),
             Box::new(last_batch.clone()),
             Box::new(batch_age.clone()),
             Box::new(jobs_running.clone()),
             Box::new(files_waiting.clone()),
             Box::new(queries_running.clone()),
+            Box::new(query_cache.clone()),
         ] {
             registry
                 .register(collector)
@@ -141,12 +161,14 @@ impl Metrics {
             ingest_rows,
             ingest_bytes,
             ingest_quarantined,
+            ingest_duplicates,
             ingest_failures,
             last_batch,
             batch_age,
             jobs_running,
             files_waiting,
             queries_running,
+            query_cache,
         }
     }
 

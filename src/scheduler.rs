@@ -1,4 +1,6 @@
-//! The in-process cron scheduler: on each tick it submits a "latest batches" job, nothing more.
+//! The in-process cron scheduler: on each ingestion tick it submits a "latest batches" job, and
+//! on each maintenance tick a maintenance job (retention, compaction of complete days), nothing
+//! more.
 //!
 //! The ingestion pool decides how the work runs; overlapping ticks are safe because files are
 //! claimed in the catalog before they are ingested.
@@ -9,6 +11,8 @@ use slog::{info, warn, Logger};
 use tokio_cron_scheduler::{Job, JobScheduler, JobSchedulerError};
 
 use crate::jobs::{IngestPool, JobSpec};
+use crate::maintenance::Maintenance;
+use crate::query::DateRange;
 
 /// A running scheduler.
 pub struct Scheduler {
@@ -16,17 +20,43 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    /// Starts ticking on `schedule` (cron with seconds, UTC).
+    /// Starts ticking on `schedule` (cron with seconds, UTC), and on `maintenance`'s schedule
+    /// when given.
     ///
     /// # Errors
-    /// The schedule does not parse or the scheduler cannot start.
+    /// A schedule does not parse or the scheduler cannot start.
     pub async fn start(
         schedule: &str,
         batches_per_run: usize,
         pool: Arc<IngestPool>,
+        maintenance: Option<(&str, Arc<Maintenance>)>,
         log: Logger,
     ) -> Result<Self, JobSchedulerError> {
         let inner = JobScheduler::new().await?;
+        if let Some((schedule, maintenance)) = maintenance {
+            let log = log.clone();
+            inner
+                .add(Job::new_async(schedule, move |_id, _lock| {
+                    let log = log.clone();
+                    let maintenance = maintenance.clone();
+                    Box::pin(async move {
+                        let queued = tokio::task::spawn_blocking(move || {
+                            maintenance.submit(DateRange::default())
+                        })
+                        .await;
+                        match queued {
+                            Ok(Ok(id)) => info!(log, "scheduled maintenance queued"; "job_id" => id),
+                            Ok(Err(e)) => {
+                                warn!(log, "scheduled maintenance not queued"; "error" => e.to_string())
+                            }
+                            Err(e) => {
+                                warn!(log, "scheduled maintenance not queued"; "error" => e.to_string())
+                            }
+                        }
+                    })
+                })?)
+                .await?;
+        }
         let job = Job::new_async(schedule, move |_id, _lock| {
             let pool = pool.clone();
             let log = log.clone();

@@ -7,13 +7,14 @@ use utoipa::ToSchema;
 
 use crate::catalog::CatalogError;
 use crate::jobs::SubmitError;
+use crate::maintenance::MaintenanceError;
 use crate::query::QueryError;
 
 /// Every error answer has this body.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
     /// Stable, snake_case: `invalid_parameter`, `not_found`, `queue_full`, `shutting_down`,
-    /// `internal`.
+    /// `busy`, `query_timeout`, `query_too_large`, `internal`.
     #[schema(example = "invalid_parameter")]
     pub code: &'static str,
     /// What went wrong, as a sentence.
@@ -41,6 +42,8 @@ pub enum ApiError {
     Query(#[from] QueryError),
     #[error(transparent)]
     Catalog(#[from] CatalogError),
+    #[error(transparent)]
+    Maintenance(#[from] MaintenanceError),
     #[error("a background task failed: {0}")]
     Task(String),
 }
@@ -56,13 +59,19 @@ impl ApiError {
 
     fn code(&self) -> &'static str {
         match self {
-            Self::InvalidParameter { .. } => "invalid_parameter",
+            Self::InvalidParameter { .. } | Self::Query(QueryError::Cursor(_)) => {
+                "invalid_parameter"
+            }
+            Self::Query(QueryError::Busy(_)) => "busy",
+            Self::Query(QueryError::TimedOut { .. }) => "query_timeout",
+            Self::Query(QueryError::TooLarge { .. }) => "query_too_large",
             Self::NotFound(_) => "not_found",
             Self::Submit(SubmitError::QueueFull { .. }) => "queue_full",
             Self::Submit(SubmitError::ShuttingDown) => "shutting_down",
             Self::Submit(SubmitError::Catalog(_) | SubmitError::Task(_))
             | Self::Query(_)
             | Self::Catalog(_)
+            | Self::Maintenance(_)
             | Self::Task(_) => "internal",
         }
     }
@@ -71,7 +80,13 @@ impl ApiError {
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
-            Self::InvalidParameter { .. } => StatusCode::BAD_REQUEST,
+            Self::InvalidParameter { .. } | Self::Query(QueryError::Cursor(_)) => {
+                StatusCode::BAD_REQUEST
+            }
+            Self::Query(QueryError::Busy(_)) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Query(QueryError::TimedOut { .. } | QueryError::TooLarge { .. }) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Submit(SubmitError::QueueFull { .. } | SubmitError::ShuttingDown) => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -79,20 +94,29 @@ impl ResponseError for ApiError {
             Self::Submit(SubmitError::Catalog(_) | SubmitError::Task(_))
             | Self::Query(_)
             | Self::Catalog(_)
+            | Self::Maintenance(_)
             | Self::Task(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status_code());
-        if self.status_code() == StatusCode::SERVICE_UNAVAILABLE {
-            response.insert_header(("Retry-After", "30"));
+        match self {
+            // A query slot frees within a query's time; an ingestion queue slot takes longer.
+            Self::Query(QueryError::Busy(_)) => {
+                response.insert_header(("Retry-After", "1"));
+            }
+            _ if self.status_code() == StatusCode::SERVICE_UNAVAILABLE => {
+                response.insert_header(("Retry-After", "30"));
+            }
+            _ => {}
         }
         response.json(ErrorBody {
             code: self.code(),
             message: self.to_string(),
             parameter: match self {
                 Self::InvalidParameter { parameter, .. } => Some(parameter),
+                Self::Query(QueryError::Cursor(_)) => Some("cursor"),
                 _ => None,
             },
         })

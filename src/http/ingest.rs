@@ -115,7 +115,7 @@ pub struct BackfillQuery {
     /// Comma-separated tables: events, mentions, gkg (default: `ingest.tables`).
     #[param(example = "events,mentions")]
     tables: Option<String>,
-    /// Comma-separated feeds: english, translingual (default: `ingest.feeds`).
+    /// Comma-separated feeds: english, translingual, v1 (default: `ingest.feeds`).
     #[param(example = "english,translingual")]
     feeds: Option<String>,
 }
@@ -142,12 +142,6 @@ async fn backfill(
         .ok_or_else(|| ApiError::invalid("from", "from is required, as YYYY-MM-DD"))?;
     let to = date("to", query.to.as_deref())?
         .ok_or_else(|| ApiError::invalid("to", "to is required, as YYYY-MM-DD"))?;
-    check_backfill_range(from, to, chrono::Utc::now().date_naive()).map_err(|e| match e {
-        BackfillRangeError::FromBeforeFeed { .. } | BackfillRangeError::Reversed { .. } => {
-            ApiError::invalid("from", e.to_string())
-        }
-        BackfillRangeError::ToInFuture { .. } => ApiError::invalid("to", e.to_string()),
-    })?;
     let kinds = match query.tables.as_deref() {
         Some(list) => tables(list)?,
         None => state.engine.kinds.clone(),
@@ -156,6 +150,14 @@ async fn backfill(
         Some(list) => feeds(list)?,
         None => state.engine.feeds.clone(),
     };
+    check_backfill_range(from, to, &feeds, chrono::Utc::now().date_naive()).map_err(
+        |e| match e {
+            BackfillRangeError::FromBeforeFeed { .. } | BackfillRangeError::Reversed { .. } => {
+                ApiError::invalid("from", e.to_string())
+            }
+            BackfillRangeError::ToInFuture { .. } => ApiError::invalid("to", e.to_string()),
+        },
+    )?;
     let days = (to - from).num_days() + 1;
     let handle = state
         .engine
@@ -249,7 +251,7 @@ async fn coverage(
     let feed = Feed::parse(feed_name).ok_or_else(|| {
         ApiError::invalid(
             "feed",
-            format!("feed must be english or translingual, got {feed_name:?}"),
+            format!("feed must be english, translingual or v1, got {feed_name:?}"),
         )
     })?;
     let catalog = state.engine.catalog.clone();

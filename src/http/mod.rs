@@ -6,7 +6,9 @@ pub mod error;
 pub mod events;
 pub mod health;
 pub mod ingest;
+pub mod lake;
 mod params;
+pub mod tables;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -33,13 +35,16 @@ pub struct AppState {
 #[openapi(
     info(
         title = "gdelt-lake",
-        description = "A local, typed, partitioned Parquet lake of the GDELT 2.0 events feed, \
-                       kept up to date and queried over HTTP.",
+        description = "A local, typed, partitioned Parquet lake of the GDELT feed (events, \
+                       mentions, GKG), kept up to date and queried over HTTP.",
         license(name = "MIT")
     ),
     tags(
         (name = "ingest", description = "Ingestion jobs"),
+        (name = "lake", description = "Lake maintenance: compaction and retention"),
         (name = "events", description = "Event search"),
+        (name = "mentions", description = "Mentions of events in articles"),
+        (name = "gkg", description = "Global Knowledge Graph records"),
         (name = "analytics", description = "Aggregates over events"),
         (name = "operations", description = "Health and metrics")
     ),
@@ -74,7 +79,9 @@ pub fn app(
         .service(
             scope::scope("/api/v1")
                 .configure(ingest::configure)
+                .configure(lake::configure)
                 .configure(events::configure)
+                .configure(tables::configure)
                 .configure(analytics::configure),
         )
         .configure(health::configure)

@@ -13,7 +13,8 @@ use futures_util::io::AsyncReadExt;
 use tokio::io::BufReader;
 use tokio::sync::mpsc;
 
-use super::parse::{QuarantinedLine, RowParser, TableLayout};
+use super::ids::IdRuns;
+use super::parse::{Pushed, QuarantinedLine, RowFormat, RowParser, TableLayout};
 use crate::lake::{Lake, LakeError, ParquetSink};
 
 /// Rows per record batch handed to the Parquet writer.
@@ -52,12 +53,25 @@ impl From<async_zip::error::ZipError> for ConvertError {
     }
 }
 
+/// What a file's rows are: the table they go to, how its fields map onto it, and the feed
+/// they come from.
+#[derive(Clone, Copy)]
+pub struct Rows {
+    pub layout: &'static TableLayout,
+    pub format: RowFormat,
+    pub feed: &'static str,
+}
+
 /// A converted file waiting to be committed.
 pub struct Converted {
     /// The Parquet file, absent when no row was stored (an empty batch).
     pub sink: Option<ParquetSink>,
     pub lines_read: u64,
     pub rows_stored: u64,
+    /// Rows whose unique key came earlier in the file, counted and not stored.
+    pub duplicates: u64,
+    /// The unique keys of the stored rows (empty for tables without one).
+    pub keys: IdRuns,
     pub quarantined: Vec<QuarantinedLine>,
 }
 
@@ -69,8 +83,7 @@ pub struct Converted {
 pub async fn convert(
     zip_path: &Path,
     member_name: &str,
-    layout: &'static TableLayout,
-    feed: &'static str,
+    rows: Rows,
     lake: &Lake,
     target: &str,
 ) -> Result<Converted, ConvertError> {
@@ -110,8 +123,7 @@ pub async fn convert(
     let (tx, rx) = mpsc::channel::<Vec<u8>>(4);
     let lake = lake.clone();
     let target = target.to_owned();
-    let parser_task =
-        tokio::task::spawn_blocking(move || parse_stream(rx, layout, feed, &lake, &target));
+    let parser_task = tokio::task::spawn_blocking(move || parse_stream(rx, rows, &lake, &target));
 
     let mut read_result: Result<(), ConvertError> = Ok(());
     loop {
@@ -155,16 +167,16 @@ pub async fn convert(
 /// The blocking half: lines out of decompressed chunks, rows into Parquet.
 fn parse_stream(
     mut rx: mpsc::Receiver<Vec<u8>>,
-    layout: &'static TableLayout,
-    feed: &'static str,
+    rows: Rows,
     lake: &Lake,
     target: &str,
 ) -> Result<Converted, ConvertError> {
-    let mut parser = RowParser::new(layout, feed);
+    let mut parser = RowParser::new(rows.layout, rows.format, rows.feed);
     let mut sink: Option<ParquetSink> = None;
     let mut quarantined = Vec::new();
     let mut lines_read = 0u64;
     let mut rows_stored = 0u64;
+    let mut duplicates = 0u64;
     let mut carry: Vec<u8> = Vec::new();
 
     let mut take_line = |line: &[u8],
@@ -174,7 +186,8 @@ fn parse_stream(
         lines_read += 1;
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         match parser.push_line(lines_read, line) {
-            Ok(()) => rows_stored += 1,
+            Ok(Pushed::Row) => rows_stored += 1,
+            Ok(Pushed::Duplicate) => duplicates += 1,
             Err(q) => quarantined.push(q),
         }
         if parser.buffered_rows() >= BATCH_ROWS {
@@ -209,6 +222,8 @@ fn parse_stream(
         sink,
         lines_read,
         rows_stored,
+        duplicates,
+        keys: parser.take_keys(),
         quarantined,
     })
 }
@@ -238,6 +253,12 @@ mod tests {
     use async_zip::{Compression, ZipEntryBuilder};
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
+    const ENGLISH: Rows = Rows {
+        layout: &EVENTS,
+        format: RowFormat::Native,
+        feed: "english",
+    };
+
     async fn write_zip(path: &Path, member: &str, content: &[u8]) {
         let mut writer = ZipFileWriter::new(Vec::<u8>::new());
         writer
@@ -255,23 +276,31 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let lake = Lake::open(dir.path()).unwrap();
         let row = distinct_row();
+        let mut other = row.clone();
+        other[0] = "999".into();
         let bad = row[..60].join("\t");
-        // No final newline: the last line still counts.
-        let content = format!("{}\n{bad}\n{}", row.join("\t"), row.join("\t"));
+        // No final newline: the last line still counts. The last line repeats an event id.
+        let content = format!(
+            "{}\n{bad}\n{}\n{}",
+            other.join("\t"),
+            row.join("\t"),
+            row.join("\t")
+        );
         let zip = dir.path().join("b.zip");
         write_zip(&zip, "20150218230000.export.CSV", content.as_bytes()).await;
         let target = "events/date=2015-02-18/20150218230000.parquet";
-        let converted = convert(
-            &zip,
-            "20150218230000.export.CSV",
-            &EVENTS,
-            "english",
-            &lake,
-            target,
-        )
-        .await
-        .unwrap();
-        assert_eq!((converted.lines_read, converted.rows_stored), (3, 2));
+        let converted = convert(&zip, "20150218230000.export.CSV", ENGLISH, &lake, target)
+            .await
+            .unwrap();
+        assert_eq!(
+            (
+                converted.lines_read,
+                converted.rows_stored,
+                converted.duplicates
+            ),
+            (4, 2, 1)
+        );
+        assert_eq!(converted.keys.runs(), vec![(999, 1000)]);
         assert_eq!(converted.quarantined.len(), 1);
         assert_eq!(converted.quarantined[0].line_no, 2);
         assert_eq!(converted.quarantined[0].raw, bad);
@@ -318,6 +347,7 @@ mod tests {
                     assert_eq!(col.as_primitive::<Date32Type>().value(1), 16483, "{name}")
                 }
                 ColumnKind::Flag => assert!(col.as_boolean().value(1), "{name}"),
+                ColumnKind::Timestamp8 => unreachable!("not a stored column kind"),
                 ColumnKind::Timestamp14 => {
                     assert_eq!(
                         col.as_primitive::<TimestampMillisecondType>().value(1),
@@ -338,8 +368,7 @@ mod tests {
         let err = convert(
             &zip,
             "20150218230000.export.CSV",
-            &EVENTS,
-            "english",
+            ENGLISH,
             &lake,
             "events/x.parquet",
         )

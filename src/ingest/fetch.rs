@@ -13,7 +13,10 @@ use md5::{Digest, Md5};
 use reqwest::{Client, StatusCode};
 use tokio::io::AsyncWriteExt;
 
-use super::listing::{FileKind, ListedFile, ListingReader, Selection, Selector};
+use super::listing::{
+    Feed, FileKind, ListedFile, ListingLineError, ListingReader, Selection, Selector, V1_FILESIZES,
+    V1_MD5SUMS,
+};
 use crate::config::{IngestConfig, SourceConfig};
 
 /// Errors fetching from the source. The message is what the catalog records as the reason.
@@ -65,6 +68,7 @@ pub struct Download {
 pub struct Source {
     client: Client,
     base_url: String,
+    v1_base_url: String,
     attempts: u32,
     backoff: Duration,
     max_bytes: u64,
@@ -88,14 +92,18 @@ impl Source {
         Ok(Self {
             client,
             base_url: source.base_url.clone(),
+            v1_base_url: source.v1_url(),
             attempts: source.retry_attempts,
             backoff: Duration::from_millis(source.retry_backoff_ms),
             max_bytes: ingest.max_download_mb * 1024 * 1024,
         })
     }
 
-    fn url(&self, name: &str) -> String {
-        format!("{}{name}", self.base_url)
+    fn url(&self, feed: Feed, name: &str) -> String {
+        match feed {
+            Feed::English | Feed::Translingual => format!("{}{name}", self.base_url),
+            Feed::V1 => format!("{}{name}", self.v1_base_url),
+        }
     }
 
     /// Runs `op` until it succeeds, fails for good, or attempts run out.
@@ -148,12 +156,14 @@ impl Source {
         Ok(response)
     }
 
-    /// Reads a listing by name as a stream, offering `selector` the files of `kinds`.
+    /// Reads a feed's listing by name as a stream, offering `selector` the files of `kinds`.
+    /// GDELT 1.0's index is two files, `md5sums` and `filesizes`, joined by file name.
     ///
     /// # Errors
     /// The listing cannot be fetched.
     pub async fn read_listing<S, F>(
         &self,
+        feed: Feed,
         listing: &str,
         kinds: &[FileKind],
         selector: F,
@@ -162,26 +172,86 @@ impl Source {
         S: Selector,
         F: Fn() -> S,
     {
-        let url = self.url(listing);
+        if feed == Feed::V1 && listing == V1_MD5SUMS {
+            return self.read_v1_index(kinds, selector).await;
+        }
+        let url = self.url(feed, listing);
         self.with_retries(|| async {
-            let response = self.get(&url).await?;
             let mut reader = ListingReader::new(kinds, selector());
-            let mut body = response.bytes_stream();
-            let mut pending: Vec<u8> = Vec::new();
-            while let Some(chunk) = body.next().await {
-                let chunk = chunk.map_err(|e| (transport(&url, &e), None))?;
-                pending.extend_from_slice(&chunk);
-                let mut start = 0;
-                while let Some(pos) = pending[start..].iter().position(|&b| b == b'\n') {
-                    reader.push_line(&String::from_utf8_lossy(&pending[start..start + pos]));
-                    start += pos + 1;
-                }
-                pending.drain(..start);
-            }
-            reader.push_line(&String::from_utf8_lossy(&pending));
+            self.for_each_line(&url, |line| reader.push_line(line))
+                .await?;
             Ok((reader.finish(), None))
         })
         .await
+    }
+
+    /// GDELT 1.0's `filesizes` (`<bytes> <name>`, a few thousand lines, held in memory) and
+    /// `md5sums` (`<md5>  <name>`, streamed) as listing lines with canonical URLs.
+    async fn read_v1_index<S, F>(
+        &self,
+        kinds: &[FileKind],
+        selector: F,
+    ) -> Result<Selection, FetchError>
+    where
+        S: Selector,
+        F: Fn() -> S,
+    {
+        let sizes_url = self.url(Feed::V1, V1_FILESIZES);
+        let sizes = self
+            .with_retries(|| async {
+                let mut sizes = std::collections::HashMap::new();
+                self.for_each_line(&sizes_url, |line| {
+                    if let Some((size, name)) = line.trim().split_once(char::is_whitespace) {
+                        sizes.insert(name.trim().to_owned(), size.to_owned());
+                    }
+                })
+                .await?;
+                Ok((sizes, None))
+            })
+            .await?;
+        let md5_url = self.url(Feed::V1, V1_MD5SUMS);
+        let folder = Feed::V1.canonical_folder();
+        self.with_retries(|| async {
+            let mut reader = ListingReader::new(kinds, selector());
+            self.for_each_line(&md5_url, |line| {
+                let Some((md5, name)) = line.trim().split_once(char::is_whitespace) else {
+                    // A blank line is skipped; anything else is reported by the parser.
+                    reader.push_line(line);
+                    return;
+                };
+                let name = name.trim();
+                match sizes.get(name) {
+                    Some(size) => reader.push_line(&format!("{size} {md5} {folder}{name}")),
+                    None => reader.push_bad(line, &ListingLineError::NoSize(name.to_owned())),
+                }
+            })
+            .await?;
+            Ok((reader.finish(), None))
+        })
+        .await
+    }
+
+    /// Fetches `url` and hands each line of its body to `each`, as the body streams in.
+    async fn for_each_line(
+        &self,
+        url: &str,
+        mut each: impl FnMut(&str),
+    ) -> Result<(), (FetchError, Option<Duration>)> {
+        let response = self.get(url).await?;
+        let mut body = response.bytes_stream();
+        let mut pending: Vec<u8> = Vec::new();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| (transport(url, &e), None))?;
+            pending.extend_from_slice(&chunk);
+            let mut start = 0;
+            while let Some(pos) = pending[start..].iter().position(|&b| b == b'\n') {
+                each(&String::from_utf8_lossy(&pending[start..start + pos]));
+                start += pos + 1;
+            }
+            pending.drain(..start);
+        }
+        each(&String::from_utf8_lossy(&pending));
+        Ok(())
     }
 
     /// Streams a listed file into a temporary file under `dir`, checking the size cap as it
@@ -191,7 +261,7 @@ impl Source {
     /// HTTP or transport failure after retries, a file over the cap, a size or md5 mismatch,
     /// or a disk error. No file is left behind in any of these cases.
     pub async fn download(&self, file: &ListedFile, dir: &Path) -> Result<Download, FetchError> {
-        let url = self.url(&file.name);
+        let url = self.url(file.feed, &file.name);
         let io = |source| FetchError::Io {
             name: file.name.clone(),
             source,

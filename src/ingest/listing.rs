@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BinaryHeap};
 
 use chrono::{NaiveDate, NaiveDateTime};
 
-use super::parse::{TableLayout, EVENTS, GKG, MENTIONS};
+use super::parse::{RowFormat, TableLayout, EVENTS, GKG, MENTIONS};
 
 /// The kind of a GDELT 2.0 file, from its name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -49,23 +49,27 @@ impl FileKind {
     }
 }
 
-/// A GDELT 2.0 feed: the English one, or the translingual one (machine-translated sources),
-/// which has listings and file names of its own. The same event id in both is two events.
+/// A GDELT feed: GDELT 2.0's English one, its translingual one (machine-translated sources),
+/// which has listings and file names of its own, or GDELT 1.0's events (daily files since
+/// 2013-04-01, monthly and yearly history files back to 1979). The same event id in two feeds
+/// is two events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Feed {
     English,
     Translingual,
+    V1,
 }
 
 impl Feed {
     /// Every feed, in order.
-    pub const ALL: [Feed; 2] = [Self::English, Self::Translingual];
+    pub const ALL: [Feed; 3] = [Self::English, Self::Translingual, Self::V1];
 
     /// The name used in configuration, the catalog and the `feed` column.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::English => "english",
             Self::Translingual => "translingual",
+            Self::V1 => "v1",
         }
     }
 
@@ -74,29 +78,76 @@ impl Feed {
         Self::ALL.into_iter().find(|f| f.as_str() == name)
     }
 
-    /// The listing of every file of this feed.
+    /// The listing of every file of this feed. GDELT 1.0 has an index in two files instead:
+    /// `md5sums` (`<md5>  <name>`) and `filesizes` (`<bytes> <name>`), read together.
     pub fn master_listing(self) -> &'static str {
         match self {
             Self::English => "masterfilelist.txt",
             Self::Translingual => "masterfilelist-translation.txt",
+            Self::V1 => V1_MD5SUMS,
         }
     }
 
-    /// The listing of this feed's newest batch.
-    pub fn last_update(self) -> &'static str {
+    /// The listing of this feed's newest batch, where it has one.
+    pub fn last_update(self) -> Option<&'static str> {
         match self {
-            Self::English => "lastupdate.txt",
-            Self::Translingual => "lastupdate-translation.txt",
+            Self::English => Some("lastupdate.txt"),
+            Self::Translingual => Some("lastupdate-translation.txt"),
+            Self::V1 => None,
         }
     }
 
-    /// What this feed adds to file names after the timestamp: `.translation` or nothing.
+    /// What this feed adds to stored file names after the timestamp.
     pub fn name_infix(self) -> &'static str {
         match self {
             Self::English => "",
             Self::Translingual => ".translation",
+            Self::V1 => ".v1",
         }
     }
+
+    /// The first day the feed has files for.
+    pub fn first_day(self) -> NaiveDate {
+        match self {
+            Self::English | Self::Translingual => NaiveDate::from_ymd_opt(2015, 2, 18),
+            Self::V1 => NaiveDate::from_ymd_opt(1979, 1, 1),
+        }
+        .expect("a valid date")
+    }
+
+    /// `GDELT 2.0` or `GDELT 1.0`.
+    pub fn generation(self) -> &'static str {
+        match self {
+            Self::English | Self::Translingual => "GDELT 2.0",
+            Self::V1 => "GDELT 1.0",
+        }
+    }
+
+    /// The folder of GDELT's server holding this feed, with GDELT's canonical host.
+    pub fn canonical_folder(self) -> &'static str {
+        match self {
+            Self::English | Self::Translingual => "http://data.gdeltproject.org/gdeltv2/",
+            Self::V1 => "http://data.gdeltproject.org/events/",
+        }
+    }
+}
+
+/// GDELT 1.0's index of md5s, one `<md5>  <name>` line per file.
+pub const V1_MD5SUMS: &str = "md5sums";
+/// GDELT 1.0's index of sizes, one `<bytes> <name>` line per file.
+pub const V1_FILESIZES: &str = "filesizes";
+
+/// How much time one file covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Span {
+    /// A GDELT 2.0 batch: 15 minutes.
+    Batch,
+    /// A GDELT 1.0 daily file (`YYYYMMDD.export.CSV.zip`).
+    Day,
+    /// A GDELT 1.0 monthly history file (`YYYYMM.zip`, 2006-01 to 2013-03).
+    Month,
+    /// A GDELT 1.0 yearly history file (`YYYY.zip`, 1979 to 2005).
+    Year,
 }
 
 /// Parses names into distinct values in a fixed order; the error says which name is wrong and
@@ -135,7 +186,7 @@ pub fn parse_tables(names: &[&str]) -> Result<Vec<FileKind>, String> {
 /// # Errors
 /// An unknown name or an empty list, as a sentence.
 pub fn parse_feeds(names: &[&str]) -> Result<Vec<Feed>, String> {
-    parse_names(names, "feed", "english, translingual", Feed::parse)
+    parse_names(names, "feed", "english, translingual, v1", Feed::parse)
 }
 
 /// One file named by a listing.
@@ -145,8 +196,10 @@ pub struct ListedFile {
     pub name: String,
     pub kind: FileKind,
     pub feed: Feed,
-    /// Batch time (UTC), from the name.
+    /// Batch time (UTC), from the name; for GDELT 1.0 files the start of the period covered.
     pub timestamp: NaiveDateTime,
+    /// The period the file covers.
+    pub span: Span,
     /// The URL as listed (its host may not be the one fetched from).
     pub url: String,
     pub size: u64,
@@ -164,6 +217,36 @@ impl ListedFile {
     pub fn batch_date(&self) -> String {
         self.timestamp.format("%Y-%m-%d").to_string()
     }
+
+    /// The last day the file covers: its batch date, or the end of its month or year.
+    pub fn last_day(&self) -> NaiveDate {
+        let first = self.timestamp.date();
+        let next = match self.span {
+            Span::Batch | Span::Day => return first,
+            Span::Month => first.checked_add_months(chrono::Months::new(1)),
+            Span::Year => first.checked_add_months(chrono::Months::new(12)),
+        };
+        next.and_then(|d| d.pred_opt()).unwrap_or(first)
+    }
+
+    /// The name of the one member the zip must hold: the zip's name without `.zip`, or for
+    /// GDELT 1.0 history files `YYYYMM.csv` / `YYYY.csv`.
+    pub fn member_name(&self) -> String {
+        let stem = self.name.strip_suffix(".zip").unwrap_or(&self.name);
+        match self.span {
+            Span::Month | Span::Year => format!("{stem}.csv"),
+            Span::Batch | Span::Day => stem.to_owned(),
+        }
+    }
+
+    /// How the file's fields map onto its table.
+    pub fn row_format(&self) -> RowFormat {
+        match self.span {
+            Span::Batch => RowFormat::Native,
+            Span::Day => RowFormat::EventsV1Daily,
+            Span::Month | Span::Year => RowFormat::EventsV1History,
+        }
+    }
 }
 
 /// Why a listing line was not understood.
@@ -175,8 +258,10 @@ pub enum ListingLineError {
     Size(String),
     #[error("md5 {0:?} is not 32 hex digits")]
     Md5(String),
-    #[error("file name {0:?} is not a GDELT 2.0 YYYYMMDDHHMMSS.<kind> file")]
+    #[error("file name {0:?} is not a GDELT 2.0 YYYYMMDDHHMMSS.<kind> or GDELT 1.0 events file")]
     Name(String),
+    #[error("{0:?} is in md5sums but not in filesizes")]
+    NoSize(String),
 }
 
 /// Parses one listing line. `Ok(None)` for a file of a kind gdelt-lake does not know (for
@@ -200,13 +285,44 @@ pub fn parse_line(line: &str) -> Result<Option<ListedFile>, ListingLineError> {
         return Err(ListingLineError::Md5(md5.into()));
     }
     let name = url.rsplit('/').next().unwrap_or(url);
+    let Some((timestamp, feed, kind, span)) = classify(name)? else {
+        return Ok(None);
+    };
+    Ok(Some(ListedFile {
+        name: name.to_owned(),
+        kind,
+        feed,
+        timestamp,
+        span,
+        url: url.to_owned(),
+        size,
+        md5: md5.to_ascii_lowercase(),
+    }))
+}
+
+/// What a file name says: batch time, feed, kind and span. `Ok(None)` for a zip of a kind
+/// gdelt-lake does not take (GDELT 1.0's reduced master file, for example).
+fn classify(name: &str) -> Result<Option<(NaiveDateTime, Feed, FileKind, Span)>, ListingLineError> {
+    let bad = || ListingLineError::Name(name.into());
     let mut parts = name.split('.');
     let stamp = parts.next().unwrap_or_default();
     let rest: Vec<&str> = parts.collect();
-    let timestamp = (stamp.len() == 14)
-        .then(|| NaiveDateTime::parse_from_str(stamp, "%Y%m%d%H%M%S").ok())
-        .flatten()
-        .ok_or_else(|| ListingLineError::Name(name.into()))?;
+    let digits = !stamp.is_empty() && stamp.bytes().all(|b| b.is_ascii_digit());
+    let date = |text: &str| NaiveDate::parse_from_str(text, "%Y%m%d").ok();
+    let v1 = |day: Option<NaiveDate>, span| {
+        let day = day.ok_or_else(bad)?;
+        let midnight = day.and_hms_opt(0, 0, 0).expect("midnight exists");
+        Ok(Some((midnight, Feed::V1, FileKind::Export, span)))
+    };
+    match (digits, stamp.len(), &rest[..]) {
+        (true, 14, _) => {}
+        (true, 8, ["export", "CSV", "zip"]) => return v1(date(stamp), Span::Day),
+        (true, 6, ["zip"]) => return v1(date(&format!("{stamp}01")), Span::Month),
+        (true, 4, ["zip"]) => return v1(date(&format!("{stamp}0101")), Span::Year),
+        (false, _, [_, ..]) if name.ends_with(".zip") => return Ok(None),
+        _ => return Err(bad()),
+    }
+    let timestamp = NaiveDateTime::parse_from_str(stamp, "%Y%m%d%H%M%S").map_err(|_| bad())?;
     let (feed, rest) = match rest.split_first() {
         Some((&"translation", tail)) => (Feed::Translingual, tail),
         _ => (Feed::English, &rest[..]),
@@ -216,17 +332,9 @@ pub fn parse_line(line: &str) -> Result<Option<ListedFile>, ListingLineError> {
         ["mentions", "CSV", "zip"] => FileKind::Mentions,
         ["gkg", "csv", "zip"] => FileKind::Gkg,
         [.., "zip"] => return Ok(None),
-        _ => return Err(ListingLineError::Name(name.into())),
+        _ => return Err(bad()),
     };
-    Ok(Some(ListedFile {
-        name: name.to_owned(),
-        kind,
-        feed,
-        timestamp,
-        url: url.to_owned(),
-        size,
-        md5: md5.to_ascii_lowercase(),
-    }))
+    Ok(Some((timestamp, feed, kind, Span::Batch)))
 }
 
 /// Decides which listed files a run keeps.
@@ -278,13 +386,16 @@ impl<S: Selector> ListingReader<S> {
                 }
             }
             Ok(None) => {}
-            Err(e) => {
-                self.selection.bad_lines += 1;
-                self.selection
-                    .first_bad_line
-                    .get_or_insert_with(|| format!("{e}: {line:?}"));
-            }
+            Err(e) => self.push_bad(line, &e),
         }
+    }
+
+    /// Counts a line found bad before parsing.
+    pub fn push_bad(&mut self, line: &str, error: &ListingLineError) {
+        self.selection.bad_lines += 1;
+        self.selection
+            .first_bad_line
+            .get_or_insert_with(|| format!("{error}: {line:?}"));
     }
 
     /// The selection.
@@ -353,7 +464,8 @@ impl Selector for LatestBatches {
     }
 }
 
-/// Keeps every file whose batch date lies in an inclusive range.
+/// Keeps every file whose days overlap an inclusive range (for a GDELT 2.0 batch: whose batch
+/// date lies in it).
 pub struct BatchDateRange {
     from: NaiveDate,
     to: NaiveDate,
@@ -373,8 +485,7 @@ impl BatchDateRange {
 
 impl Selector for BatchDateRange {
     fn offer(&mut self, file: ListedFile) {
-        let date = file.timestamp.date();
-        if date >= self.from && date <= self.to {
+        if file.timestamp.date() <= self.to && file.last_day() >= self.from {
             self.files.insert(file.name.clone(), file);
         }
     }

@@ -7,6 +7,7 @@
 
 pub mod convert;
 pub mod fetch;
+pub mod ids;
 pub mod listing;
 pub mod parse;
 
@@ -87,6 +88,9 @@ pub struct Ingestor {
     catalog: Arc<Catalog>,
     metrics: Arc<Metrics>,
     log: Logger,
+    /// Held from checking a file's event ids against the stored ones until the file is
+    /// recorded, so two files bringing the same event cannot both store it.
+    unique_commits: Arc<tokio::sync::Mutex<()>>,
 }
 
 async fn blocking<T, F>(f: F) -> Result<T, IngestError>
@@ -118,6 +122,7 @@ impl Ingestor {
             catalog,
             metrics,
             log,
+            unique_commits: Arc::default(),
         }
     }
 
@@ -131,10 +136,10 @@ impl Ingestor {
         let mut plan = Plan::default();
         for &feed in &self.feeds {
             let mut selection = None;
-            if n == 1 {
+            if let (1, Some(last_update)) = (n, feed.last_update()) {
                 let last = self
                     .source
-                    .read_listing(feed.last_update(), &self.kinds, || LatestBatches::new(1))
+                    .read_listing(feed, last_update, &self.kinds, || LatestBatches::new(1))
                     .await?;
                 if !last.files.is_empty() {
                     selection = Some(last);
@@ -144,7 +149,9 @@ impl Ingestor {
                 Some(s) => s,
                 None => {
                     self.source
-                        .read_listing(feed.master_listing(), &self.kinds, || LatestBatches::new(n))
+                        .read_listing(feed, feed.master_listing(), &self.kinds, || {
+                            LatestBatches::new(n)
+                        })
                         .await?
                 }
             };
@@ -183,7 +190,7 @@ impl Ingestor {
         for &feed in feeds {
             let selection = self
                 .source
-                .read_listing(feed.master_listing(), kinds, || {
+                .read_listing(feed, feed.master_listing(), kinds, || {
                     BatchDateRange::new(from, to)
                 })
                 .await?;
@@ -264,6 +271,7 @@ impl Ingestor {
             outcome,
             rows_stored: stored.map(|s| s.rows as i64),
             rows_quarantined: stored.map(|s| s.quarantined as i64),
+            rows_duplicate: stored.map(|s| s.duplicates as i64),
             bytes: stored.map(|s| s.bytes as i64),
             error,
             duration_ms: Some(started.elapsed().as_millis() as i64),
@@ -307,12 +315,16 @@ impl Ingestor {
                 m.ingest_quarantined
                     .with_label_values(&[table])
                     .inc_by(stored.quarantined);
+                m.ingest_duplicates
+                    .with_label_values(&[table])
+                    .inc_by(stored.duplicates);
                 m.ingest_bytes
                     .with_label_values(&[table])
                     .inc_by(stored.bytes);
                 m.observe_batch(table, file.timestamp.and_utc().timestamp() as f64);
                 info!(log, "batch ingested"; "table" => table, "rows" => stored.rows,
-                    "quarantined" => stored.quarantined, "bytes" => stored.bytes,
+                    "quarantined" => stored.quarantined, "duplicates" => stored.duplicates,
+                    "bytes" => stored.bytes,
                     "duration_ms" => started.elapsed().as_millis() as u64);
                 result(FileOutcome::Ingested, Some(&stored), None)
             }
@@ -347,19 +359,23 @@ impl Ingestor {
     /// Download, verify, convert, commit the Parquet file, record it.
     async fn store(&self, file: &ListedFile) -> Result<Stored, FileError> {
         let download = self.source.download(file, self.lake.tmp_dir()).await?;
-        let member = file.name.strip_suffix(".zip").unwrap_or(&file.name);
         let layout = file.kind.layout();
+        let rows = convert::Rows {
+            layout,
+            format: file.row_format(),
+            feed: file.feed.as_str(),
+        };
+        let expected_fields = rows.format.fields(layout).len();
         let target = Lake::batch_path(layout.name, file.timestamp, file.feed.name_infix());
         let converted = convert::convert(
             download.file.path(),
-            member,
-            layout,
-            file.feed.as_str(),
+            &file.member_name(),
+            rows,
             &self.lake,
             &target,
         )
         .await?;
-        if let Some(found) = changed_column_count(&converted, layout.columns.len()) {
+        if let Some(found) = changed_column_count(&converted, expected_fields) {
             // Not bad rows but a different file format: keep the zip to re-process it once
             // the schema is known, and store nothing from it.
             let kept = self
@@ -368,37 +384,91 @@ impl Ingestor {
                 .map_err(ConvertError::from)?;
             return Err(FileError::Schema {
                 found,
-                expected: layout.columns.len(),
+                expected: expected_fields,
                 kept: kept.display().to_string(),
             });
         }
         drop(download);
-        let stored = Stored {
-            rows: converted.rows_stored,
-            quarantined: converted.quarantined.len() as u64,
-            bytes: file.size,
+        let lines_read = converted.lines_read;
+        // Rows with a unique key are checked against those stored and recorded under one lock.
+        let _guard = match layout.unique_key {
+            Some(_) => Some(self.unique_commits.clone().lock_owned().await),
+            None => None,
         };
-        debug_assert_eq!(stored.rows + stored.quarantined, converted.lines_read);
         let catalog = self.catalog.clone();
+        let lake = self.lake.clone();
         let name = file.name.clone();
-        tokio::task::spawn_blocking(move || -> Result<(), FileError> {
+        let feed = file.feed.as_str();
+        let key_column = layout
+            .unique_key
+            .and_then(|key| layout.columns.iter().position(|c| c.0 == key));
+        let stored = tokio::task::spawn_blocking(move || -> Result<Stored, FileError> {
+            let mut converted = converted;
+            let mut duplicates = converted.duplicates;
+            if let Some(column) = key_column {
+                let stored = catalog.stored_event_ids(feed, &converted.keys)?;
+                if !stored.is_empty() {
+                    if let Some(sink) = converted.sink.take() {
+                        let (sink, dropped) = sink
+                            .retain(&lake, |batch| keep_new_keys(batch, column, &stored))
+                            .map_err(ConvertError::from)?;
+                        debug_assert_eq!(dropped, stored.len());
+                        converted.sink = sink;
+                    }
+                    duplicates += stored.len();
+                    converted.rows_stored -= stored.len();
+                    converted.keys = converted.keys.difference(&stored);
+                }
+            }
             let (path, parquet_bytes) = match converted.sink {
                 Some(sink) => (Some(target), sink.commit().map_err(ConvertError::from)?),
                 None => (None, 0),
             };
-            catalog.mark_ingested(
-                &name,
-                converted.rows_stored,
-                &converted.quarantined,
-                path.as_deref(),
+            catalog.mark_ingested(&crate::catalog::StoredFile {
+                name: &name,
+                feed,
+                rows_stored: converted.rows_stored,
+                rows_duplicate: duplicates,
+                quarantined: &converted.quarantined,
+                parquet_path: path.as_deref(),
                 parquet_bytes,
-            )?;
-            Ok(())
+                event_ids: &converted.keys,
+            })?;
+            Ok(Stored {
+                rows: converted.rows_stored,
+                quarantined: converted.quarantined.len() as u64,
+                duplicates,
+                bytes: 0,
+            })
         })
         .await
         .map_err(|e| ConvertError::Task(e.to_string()))??;
-        Ok(stored)
+        debug_assert_eq!(
+            stored.rows + stored.quarantined + stored.duplicates,
+            lines_read
+        );
+        Ok(Stored {
+            bytes: file.size,
+            ..stored
+        })
     }
+}
+
+/// Keeps the rows whose key is not in `stored`; a null key is kept.
+fn keep_new_keys(
+    batch: &arrow::record_batch::RecordBatch,
+    column: usize,
+    stored: &ids::IdRuns,
+) -> Result<arrow::array::BooleanArray, arrow::error::ArrowError> {
+    use arrow::array::AsArray;
+    let keys = batch
+        .column(column)
+        .as_primitive_opt::<arrow::datatypes::Int64Type>()
+        .ok_or_else(|| arrow::error::ArrowError::SchemaError("the key is not Int64".into()))?;
+    Ok(keys
+        .iter()
+        .map(|key| Some(key.is_none_or(|k| !stored.contains(k))))
+        .collect())
 }
 
 /// The files a job will ingest, and what it should know about how they were chosen.
@@ -420,6 +490,7 @@ impl Plan {
 struct Stored {
     rows: u64,
     quarantined: u64,
+    duplicates: u64,
     bytes: u64,
 }
 

@@ -16,6 +16,8 @@ use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use chrono::{NaiveDate, NaiveDateTime};
 
+use super::ids::IdRuns;
+
 /// How a column's text is turned into a typed value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ColumnKind {
@@ -32,6 +34,9 @@ pub enum ColumnKind {
     /// `YYYYMMDDHHMMSS` into a timestamp (millisecond unit, as Parquet has no seconds). GDELT times are UTC; the
     /// column carries no zone so every reader sees the same wall-clock value.
     Timestamp14,
+    /// `YYYYMMDD` into a timestamp at midnight: GDELT 1.0's DATEADDED, read into the 2.0
+    /// timestamp column. Only in file formats, never a stored column's kind.
+    Timestamp8,
 }
 
 impl ColumnKind {
@@ -42,7 +47,9 @@ impl ColumnKind {
             Self::Float => DataType::Float64,
             Self::Date8 => DataType::Date32,
             Self::Flag => DataType::Boolean,
-            Self::Timestamp14 => DataType::Timestamp(TimeUnit::Millisecond, None),
+            Self::Timestamp14 | Self::Timestamp8 => {
+                DataType::Timestamp(TimeUnit::Millisecond, None)
+            }
         }
     }
 }
@@ -51,6 +58,8 @@ impl ColumnKind {
 pub struct TableLayout {
     pub name: &'static str,
     pub columns: &'static [(&'static str, ColumnKind)],
+    /// The integer column whose value a row is stored once per feed under, if any.
+    pub unique_key: Option<&'static str>,
 }
 
 impl TableLayout {
@@ -75,6 +84,7 @@ use ColumnKind::{Date8, Flag, Float, Int, Text, Timestamp14};
 /// GDELT 2.0 events: 61 columns, in file order.
 pub const EVENTS: TableLayout = TableLayout {
     name: "events",
+    unique_key: Some("GlobalEventID"),
     columns: &[
         ("GlobalEventID", Int),
         ("Day", Date8),
@@ -143,6 +153,7 @@ pub const EVENTS: TableLayout = TableLayout {
 /// GDELT 2.0 mentions: 16 columns, in file order.
 pub const MENTIONS: TableLayout = TableLayout {
     name: "mentions",
+    unique_key: None,
     columns: &[
         ("GlobalEventID", Int),
         ("EventTimeDate", Timestamp14),
@@ -167,6 +178,7 @@ pub const MENTIONS: TableLayout = TableLayout {
 /// themes, locations, tone...) keep GDELT's own delimiters as text.
 pub const GKG: TableLayout = TableLayout {
     name: "gkg",
+    unique_key: None,
     columns: &[
         ("GKGRECORDID", Text),
         ("DATE", Timestamp14),
@@ -197,6 +209,41 @@ pub const GKG: TableLayout = TableLayout {
         ("Extras", Text),
     ],
 };
+
+/// How a file's fields map onto its table's columns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowFormat {
+    /// The table's own columns, in order (every GDELT 2.0 file).
+    Native,
+    /// GDELT 1.0 daily events: 58 fields, the 2.0 columns without the three `*Geo_ADM2Code`,
+    /// DATEADDED as `YYYYMMDD`.
+    EventsV1Daily,
+    /// GDELT 1.0 history events: 57 fields, the daily ones without SOURCEURL.
+    EventsV1History,
+}
+
+impl RowFormat {
+    /// For each field of a line, in order: the index of its column in `layout`, and how it is
+    /// read. Columns no field maps onto stay null.
+    pub fn fields(self, layout: &TableLayout) -> Vec<(usize, ColumnKind)> {
+        let native = layout
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(i, (_, kind))| (i, *kind));
+        match self {
+            Self::Native => native.collect(),
+            Self::EventsV1Daily | Self::EventsV1History => native
+                .filter(|(i, _)| !layout.columns[*i].0.ends_with("Geo_ADM2Code"))
+                .filter(|(i, _)| self == Self::EventsV1Daily || layout.columns[*i].0 != "SOURCEURL")
+                .map(|(i, kind)| match layout.columns[i].0 {
+                    "DATEADDED" => (i, ColumnKind::Timestamp8),
+                    _ => (i, kind),
+                })
+                .collect(),
+        }
+    }
+}
 
 /// Every table, by name.
 pub const TABLES: [&TableLayout; 3] = [&EVENTS, &MENTIONS, &GKG];
@@ -235,10 +282,23 @@ enum Cell<'a> {
 /// Accumulates parsed rows of one table into record batches.
 pub struct RowParser {
     layout: &'static TableLayout,
+    /// Per field of a line: its column and how it is read.
+    fields: Vec<(usize, ColumnKind)>,
     schema: SchemaRef,
     builders: Vec<Builder>,
     feed: &'static str,
     rows: usize,
+    /// The unique key's column and the keys seen so far, for tables that have one.
+    key: Option<(usize, IdRuns)>,
+}
+
+/// What became of a line that parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pushed {
+    /// Buffered for storing.
+    Row,
+    /// Its unique key came earlier in the file: counted, not stored.
+    Duplicate,
 }
 
 fn parse_cell<'a>(kind: ColumnKind, text: &'a str) -> Result<Cell<'a>, &'static str> {
@@ -268,6 +328,15 @@ fn parse_cell<'a>(kind: ColumnKind, text: &'a str) -> Result<Cell<'a>, &'static 
             "1" => Cell::Flag(true),
             _ => return Err("not 0 or 1"),
         },
+        ColumnKind::Timestamp8 => {
+            if text.len() != 8 || !text.bytes().all(|b| b.is_ascii_digit()) {
+                return Err("not a YYYYMMDD date");
+            }
+            let date = NaiveDate::parse_from_str(text, "%Y%m%d")
+                .map_err(|_| "not a valid YYYYMMDD date")?;
+            let midnight = date.and_hms_opt(0, 0, 0).expect("midnight exists");
+            Cell::Timestamp(midnight.and_utc().timestamp_millis())
+        }
         ColumnKind::Timestamp14 => {
             if text.len() != 14 || !text.bytes().all(|b| b.is_ascii_digit()) {
                 return Err("not a YYYYMMDDHHMMSS timestamp");
@@ -285,8 +354,8 @@ fn days_since_epoch(date: NaiveDate) -> i32 {
 }
 
 impl RowParser {
-    /// A parser for one table.
-    pub fn new(layout: &'static TableLayout, feed: &'static str) -> Self {
+    /// A parser for one table, reading lines of `format`.
+    pub fn new(layout: &'static TableLayout, format: RowFormat, feed: &'static str) -> Self {
         let builders = layout
             .columns
             .iter()
@@ -296,11 +365,18 @@ impl RowParser {
                 ColumnKind::Float => Builder::Float(Float64Builder::new()),
                 ColumnKind::Date8 => Builder::Date(Date32Builder::new()),
                 ColumnKind::Flag => Builder::Flag(BooleanBuilder::new()),
-                ColumnKind::Timestamp14 => Builder::Timestamp(TimestampMillisecondBuilder::new()),
+                ColumnKind::Timestamp14 | ColumnKind::Timestamp8 => {
+                    Builder::Timestamp(TimestampMillisecondBuilder::new())
+                }
             })
             .collect();
         Self {
             layout,
+            fields: format.fields(layout),
+            key: layout.unique_key.map(|key| {
+                let column = layout.columns.iter().position(|c| c.0 == key);
+                (column.expect("the unique key is a column"), IdRuns::new())
+            }),
             schema: layout.schema(),
             builders,
             feed,
@@ -318,9 +394,18 @@ impl RowParser {
         self.rows
     }
 
-    /// Parses one line (without its line ending). A good row is buffered; a bad one comes back
-    /// as a quarantine record and leaves the buffered rows untouched.
-    pub fn push_line(&mut self, line_no: u64, bytes: &[u8]) -> Result<(), QuarantinedLine> {
+    /// The unique keys of the rows buffered so far (empty for tables without one).
+    pub fn take_keys(&mut self) -> IdRuns {
+        self.key
+            .as_mut()
+            .map(|(_, ids)| std::mem::take(ids))
+            .unwrap_or_default()
+    }
+
+    /// Parses one line (without its line ending). A good row is buffered, unless its unique key
+    /// came earlier in the file; a bad one comes back as a quarantine record and leaves the
+    /// buffered rows untouched.
+    pub fn push_line(&mut self, line_no: u64, bytes: &[u8]) -> Result<Pushed, QuarantinedLine> {
         let quarantine = |reason: String| QuarantinedLine {
             line_no,
             reason,
@@ -328,7 +413,7 @@ impl RowParser {
         };
         let line = std::str::from_utf8(bytes)
             .map_err(|e| quarantine(format!("invalid UTF-8 at byte {}", e.valid_up_to())))?;
-        let expected = self.layout.columns.len();
+        let expected = self.fields.len();
         let found = line.split('\t').count();
         if found != expected {
             return Err(quarantine(format!(
@@ -337,12 +422,20 @@ impl RowParser {
         }
         // Validate the whole row before touching the builders, so a bad field cannot leave a
         // half-appended row behind.
-        let mut cells: Vec<Cell<'_>> = Vec::with_capacity(expected);
-        for (field, (name, kind)) in line.split('\t').zip(self.layout.columns) {
+        let mut cells: Vec<Cell<'_>> = vec![Cell::Null; self.layout.columns.len()];
+        for (field, (column, kind)) in line.split('\t').zip(&self.fields) {
             match parse_cell(*kind, field) {
-                Ok(cell) => cells.push(cell),
+                Ok(cell) => cells[*column] = cell,
                 Err(why) => {
+                    let name = self.layout.columns[*column].0;
                     return Err(quarantine(format!("column {name}: {field:?} is {why}")));
+                }
+            }
+        }
+        if let Some((column, ids)) = &mut self.key {
+            if let Cell::Int(id) = cells[*column] {
+                if !ids.insert(id) {
+                    return Ok(Pushed::Duplicate);
                 }
             }
         }
@@ -363,7 +456,7 @@ impl RowParser {
             }
         }
         self.rows += 1;
-        Ok(())
+        Ok(Pushed::Row)
     }
 
     /// Takes the buffered rows as one record batch.
@@ -411,6 +504,7 @@ pub(crate) mod tests {
                 Date8 => "20150217".into(),
                 Flag => "1".into(),
                 Timestamp14 => "20150218230000".into(),
+                ColumnKind::Timestamp8 => unreachable!("not a stored column kind"),
             })
             .collect()
     }
@@ -435,7 +529,7 @@ pub(crate) mod tests {
             let Some(text) = crate::test_support::shared_file(file) else {
                 return;
             };
-            let mut p = RowParser::new(layout, "english");
+            let mut p = RowParser::new(layout, RowFormat::Native, "english");
             for (i, line) in text.lines().enumerate() {
                 p.push_line(i as u64 + 1, line.as_bytes())
                     .unwrap_or_else(|q| panic!("{file}: {q:?}"));
@@ -445,7 +539,7 @@ pub(crate) mod tests {
         }
         let text =
             crate::test_support::shared_file("excerpts/aamend-spark-gdelt/mentionsT.csv").unwrap();
-        let mut p = RowParser::new(&MENTIONS, "translingual");
+        let mut p = RowParser::new(&MENTIONS, RowFormat::Native, "translingual");
         p.push_line(1, text.lines().next().unwrap().as_bytes())
             .unwrap();
         let batch = p.finish_batch().unwrap();
@@ -457,8 +551,116 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn gdelt_1_rows_map_by_name_onto_the_2_0_columns() {
+        let Some(text) =
+            crate::test_support::shared_file("excerpts/aamend-spark-gdelt/events1.csv")
+        else {
+            return;
+        };
+        let mut history = RowParser::new(&EVENTS, RowFormat::EventsV1History, "v1");
+        let mut daily = RowParser::new(&EVENTS, RowFormat::EventsV1Daily, "v1");
+        for (i, line) in text.lines().enumerate() {
+            let parser = match line.split('\t').count() {
+                57 => &mut history,
+                58 => &mut daily,
+                n => panic!("line {}: {n} fields", i + 1),
+            };
+            parser
+                .push_line(i as u64 + 1, line.as_bytes())
+                .unwrap_or_else(|q| panic!("{q:?}"));
+        }
+        let history = history.finish_batch().unwrap();
+        let daily = daily.finish_batch().unwrap();
+        assert_eq!((history.num_rows(), daily.num_rows()), (40, 60));
+        let column = |name: &str| EVENTS.columns.iter().position(|c| c.0 == name).unwrap();
+        // The excerpt's second line: GlobalEventID 1, an AGR actor in Nigeria, added 2013-02-03.
+        let row = 1;
+        assert_eq!(history.column(0).as_primitive::<Int64Type>().value(row), 1);
+        assert_eq!(
+            history
+                .column(column("Actor2Code"))
+                .as_string::<i32>()
+                .value(row),
+            "AGR"
+        );
+        assert_eq!(
+            history
+                .column(column("EventCode"))
+                .as_string::<i32>()
+                .value(row),
+            "030"
+        );
+        let geo = history
+            .column(column("ActionGeo_FullName"))
+            .as_string::<i32>();
+        assert_eq!(geo.value(row), "Nigeria");
+        let country = history
+            .column(column("ActionGeo_CountryCode"))
+            .as_string::<i32>();
+        assert_eq!(country.value(row), "NI");
+        assert_eq!(
+            history
+                .column(column("ActionGeo_Lat"))
+                .as_primitive::<Float64Type>()
+                .value(row),
+            10.0
+        );
+        assert_eq!(
+            history
+                .column(column("ActionGeo_FeatureID"))
+                .as_string::<i32>()
+                .value(row),
+            "0"
+        );
+        for adm2 in [
+            "Actor1Geo_ADM2Code",
+            "Actor2Geo_ADM2Code",
+            "ActionGeo_ADM2Code",
+        ] {
+            assert_eq!(history.column(column(adm2)).null_count(), 40, "{adm2}");
+            assert_eq!(daily.column(column(adm2)).null_count(), 60, "{adm2}");
+        }
+        assert_eq!(history.column(column("SOURCEURL")).null_count(), 40);
+        assert_eq!(daily.column(column("SOURCEURL")).null_count(), 0);
+        let added = history.column(column("DATEADDED"));
+        // 2013-02-03 00:00:00 UTC.
+        assert_eq!(
+            added.as_primitive::<TimestampMillisecondType>().value(row),
+            1_359_849_600_000
+        );
+        let feed = history.column(EVENTS.columns.len()).as_string::<i32>();
+        assert_eq!(feed.value(0), "v1");
+        // A 2.0 row is not a 1.0 row.
+        let mut v1 = RowParser::new(&EVENTS, RowFormat::EventsV1Daily, "v1");
+        let err = v1
+            .push_line(9, distinct_row().join("\t").as_bytes())
+            .unwrap_err();
+        assert_eq!(err.reason, "expected 58 fields, found 61");
+    }
+
+    #[test]
+    fn an_event_id_seen_earlier_in_the_file_is_a_duplicate_not_a_row() {
+        let mut p = RowParser::new(&EVENTS, RowFormat::Native, "english");
+        let mut row = distinct_row();
+        let expected = [Pushed::Row, Pushed::Row, Pushed::Duplicate, Pushed::Row];
+        for (id, expected) in ["7", "8", "7", "6"].into_iter().zip(expected) {
+            row[0] = id.into();
+            assert_eq!(p.push_line(1, row.join("\t").as_bytes()).unwrap(), expected);
+        }
+        assert_eq!(p.buffered_rows(), 3);
+        assert_eq!(p.take_keys().runs(), vec![(6, 8)]);
+        // Mentions repeat event ids by design.
+        let mut m = RowParser::new(&MENTIONS, RowFormat::Native, "english");
+        let line = "1\t20150218230000\t20150218230000\t1\ts\tu\t1\t-1\t-1\t-1\t1\t10\t100\t1.5\t\t";
+        for _ in 0..2 {
+            assert_eq!(m.push_line(1, line.as_bytes()).unwrap(), Pushed::Row);
+        }
+        assert!(m.take_keys().is_empty());
+    }
+
+    #[test]
     fn every_column_lands_in_its_own_place() {
-        let mut p = RowParser::new(&EVENTS, "english");
+        let mut p = RowParser::new(&EVENTS, RowFormat::Native, "english");
         p.push_line(1, distinct_row().join("\t").as_bytes())
             .unwrap();
         let batch = p.finish_batch().unwrap();
@@ -475,13 +677,14 @@ pub(crate) mod tests {
                     col.as_primitive::<TimestampMillisecondType>().value(0),
                     1_424_300_400_000
                 ),
+                ColumnKind::Timestamp8 => unreachable!("not a stored column kind"),
             }
         }
     }
 
     #[test]
     fn wrong_field_counts_are_quarantined_with_line_number() {
-        let mut p = RowParser::new(&EVENTS, "english");
+        let mut p = RowParser::new(&EVENTS, RowFormat::Native, "english");
         let row = distinct_row();
         let short = row[..60].join("\t");
         let long = format!("{}\textra", row.join("\t"));
@@ -499,7 +702,7 @@ pub(crate) mod tests {
 
     #[test]
     fn bad_numbers_dates_and_utf8_are_quarantined_and_leave_no_partial_row() {
-        let mut p = RowParser::new(&EVENTS, "english");
+        let mut p = RowParser::new(&EVENTS, RowFormat::Native, "english");
         let mut row = distinct_row();
         row[34] = "n/a".into();
         let err = p.push_line(3, row.join("\t").as_bytes()).unwrap_err();
@@ -523,7 +726,7 @@ pub(crate) mod tests {
 
     #[test]
     fn quotes_stay_literal_codes_keep_zeros_and_empty_is_null() {
-        let mut p = RowParser::new(&EVENTS, "english");
+        let mut p = RowParser::new(&EVENTS, RowFormat::Native, "english");
         let mut row = distinct_row();
         row[6] = "\"QUOTED NAME".into();
         row[26] = "010".into();
@@ -532,6 +735,7 @@ pub(crate) mod tests {
         row[7] = String::new();
         row[40] = "0".into();
         let mut second = distinct_row();
+        second[0] = "1001".into();
         second[6] = "next\"".into();
         p.push_line(1, row.join("\t").as_bytes()).unwrap();
         p.push_line(2, second.join("\t").as_bytes()).unwrap();

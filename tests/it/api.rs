@@ -9,7 +9,7 @@ const B2: &str = "20150219000000";
 const B3: &str = "20150220101500";
 
 /// Three batches over three days; one malformed line in B2.
-async fn sample_mirror() -> Mirror {
+pub async fn sample_mirror() -> Mirror {
     let mut mirror = Mirror::new();
     mirror
         .add_export(
@@ -113,7 +113,7 @@ fn keys(rows: &Value) -> Vec<(String, i64)> {
         .collect()
 }
 
-fn ids(body: &Value) -> Vec<i64> {
+pub fn ids(body: &Value) -> Vec<i64> {
     body["rows"]
         .as_array()
         .unwrap()
@@ -216,8 +216,19 @@ async fn trigger_ingests_and_every_endpoint_answers_exactly() {
     assert_eq!(ids(&body), vec![6, 4]);
     let (_, body) = app.get("/api/v1/events/search?limit=2").await;
     assert_eq!(ids(&body), vec![7, 6]);
-    let (_, body) = app.get("/api/v1/events/search?query=nowhere-at-all").await;
+    let (_, mut body) = app.get("/api/v1/events/search?query=nowhere-at-all").await;
+    let freshness = body.as_object_mut().unwrap().remove("freshness").unwrap();
     assert_eq!(body, json!({"count": 0, "rows": []}));
+    // Every answer says how fresh the lake is and what it read.
+    assert_eq!(freshness["newest_batch"], "2015-02-20T10:15:00Z");
+    assert_eq!(
+        (
+            freshness["partitions_read"].as_i64(),
+            freshness["files_read"].as_i64()
+        ),
+        (Some(3), Some(3))
+    );
+    assert!(freshness["age_seconds"].as_i64().unwrap() > 300_000_000);
 
     // Analytics: codes keep their zeros; countries are FIPS, empty excluded; ties by key.
     let (status, body) = app.get("/api/v1/analytics/top-event-codes").await;
@@ -254,15 +265,24 @@ async fn trigger_ingests_and_every_endpoint_answers_exactly() {
         keys(&body["rows"]),
         vec![("US".into(), 2), ("UP".into(), 1)]
     );
-    let (_, body) = app.get("/api/v1/analytics/tone").await;
+    let (_, mut body) = app.get("/api/v1/analytics/tone").await;
+    body.as_object_mut().unwrap().remove("freshness").unwrap();
     assert_eq!(
         body,
         json!({"available": true, "n": 6, "avg_tone": -10.0 / 6.0, "min_tone": -10.0, "max_tone": 3.0})
     );
-    let (_, body) = app.get("/api/v1/analytics/tone?since=2015-02-21").await;
+    let (_, mut body) = app.get("/api/v1/analytics/tone?since=2015-02-21").await;
+    let freshness = body.as_object_mut().unwrap().remove("freshness").unwrap();
     assert_eq!(
         body,
         json!({"available": false, "n": 0, "avg_tone": null, "min_tone": null, "max_tone": null})
+    );
+    assert_eq!(
+        (
+            freshness["partitions_read"].as_i64(),
+            freshness["files_read"].as_i64()
+        ),
+        (Some(0), Some(0))
     );
 
     // Re-triggering stores nothing twice and downloads nothing again.
@@ -387,23 +407,45 @@ async fn an_empty_lake_answers_empty_results() {
     let mirror = Mirror::new();
     let server = MirrorServer::start(mirror.dir.path());
     let app = TestApp::start(&server.base_url).await;
+    let empty =
+        json!({"newest_batch": null, "age_seconds": null, "partitions_read": 0, "files_read": 0});
     assert_eq!(
         app.get("/api/v1/events/search?query=x").await,
-        (200, json!({"count": 0, "rows": []}))
+        (200, json!({"count": 0, "rows": [], "freshness": empty}))
     );
     assert_eq!(
         app.get("/api/v1/analytics/top-event-codes").await,
-        (200, json!({"field": "EventCode", "rows": []}))
+        (
+            200,
+            json!({"field": "EventCode", "rows": [], "freshness": empty})
+        )
     );
     assert_eq!(
         app.get("/api/v1/analytics/top-countries").await,
-        (200, json!({"field": "ActionGeo_CountryCode", "rows": []}))
+        (
+            200,
+            json!({"field": "ActionGeo_CountryCode", "rows": [], "freshness": empty})
+        )
     );
     assert_eq!(
         app.get("/api/v1/analytics/tone").await,
         (
             200,
-            json!({"available": false, "n": 0, "avg_tone": null, "min_tone": null, "max_tone": null})
+            json!({"available": false, "n": 0, "avg_tone": null, "min_tone": null, "max_tone": null, "freshness": empty})
+        )
+    );
+    assert_eq!(
+        app.get("/api/v1/events").await,
+        (
+            200,
+            json!({"count": 0, "total": null, "next_cursor": null, "rows": [], "freshness": empty})
+        )
+    );
+    assert_eq!(
+        app.get("/api/v1/analytics/timeseries").await,
+        (
+            200,
+            json!({"bucket": "day", "count": "events", "rows": [], "freshness": empty})
         )
     );
     let (status, health) = app.get("/health").await;
@@ -521,14 +563,20 @@ async fn openapi_document_and_swagger_ui_are_served() {
     assert_eq!(
         paths,
         vec![
+            "/api/v1/analytics/timeseries",
             "/api/v1/analytics/tone",
+            "/api/v1/analytics/top",
             "/api/v1/analytics/top-countries",
             "/api/v1/analytics/top-event-codes",
+            "/api/v1/events",
             "/api/v1/events/search",
+            "/api/v1/gkg",
             "/api/v1/ingest/backfill",
             "/api/v1/ingest/coverage",
             "/api/v1/ingest/jobs/{id}",
             "/api/v1/ingest/trigger",
+            "/api/v1/lake/compact",
+            "/api/v1/mentions",
             "/health",
             "/metrics",
         ]

@@ -306,10 +306,11 @@ async fn a_killed_backfill_resumes_and_ends_in_the_same_lake() {
     let mut mirror = Mirror::new();
     let mut expected_rows = 0;
     for h in 0..6 {
-        for m in ["00", "15", "30", "45"] {
+        for (q, m) in ["00", "15", "30", "45"].into_iter().enumerate() {
             let batch = slot("20150219", &format!("{h:02}{m}"));
+            // Event ids unique across batches: a repeated id would be a duplicate, not stored.
             let rows: Vec<String> = (0..5)
-                .map(|i| event_row(h * 100 + i, &batch, &[]))
+                .map(|i| event_row((h * 4 + q as i64) * 100 + i, &batch, &[]))
                 .collect();
             expected_rows += rows.len();
             mirror.add_export(&batch, &rows).await;

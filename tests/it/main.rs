@@ -5,5 +5,8 @@ mod api;
 mod backfill;
 mod cli;
 mod failures;
+mod feeds;
+mod maintenance;
+mod query;
 mod real_data;
 mod support;

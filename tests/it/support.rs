@@ -188,6 +188,8 @@ fn serve(state: &Mutex<ServerState>, path: &str) -> HttpResponse {
 pub struct Mirror {
     pub dir: tempfile::TempDir,
     lines: Vec<(String, String)>,
+    /// GDELT 1.0 files under events/: (name, md5, size).
+    v1: Vec<(String, String, usize)>,
 }
 
 impl Mirror {
@@ -197,7 +199,30 @@ impl Mirror {
         Self {
             dir,
             lines: Vec::new(),
+            v1: Vec::new(),
         }
+    }
+
+    /// Adds a GDELT 1.0 file `name` under events/ whose single member `member` holds `lines`,
+    /// and lists it in events/md5sums and events/filesizes.
+    pub async fn add_v1(&mut self, name: &str, member: &str, lines: &[String]) {
+        let content = lines.iter().map(|l| format!("{l}\n")).collect::<String>();
+        let zip = zip_bytes(member, content.as_bytes()).await;
+        let dir = self.dir.path().join("events");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(name), &zip).unwrap();
+        self.v1.retain(|(n, _, _)| n != name);
+        self.v1.push((name.to_owned(), md5_hex(&zip), zip.len()));
+        // GDELT's own index lists its reduced master file, which gdelt-lake does not take.
+        let mut md5sums =
+            "f6fcb7e955e35f93c9dae427c07b545d  GDELT.MASTERREDUCEDV2.1979-2013.zip\n".to_owned();
+        let mut filesizes = "1088704384 GDELT.MASTERREDUCEDV2.1979-2013.zip\n".to_owned();
+        for (name, md5, size) in &self.v1 {
+            md5sums.push_str(&format!("{md5}  {name}\n"));
+            filesizes.push_str(&format!("{size} {name}\n"));
+        }
+        std::fs::write(dir.join("md5sums"), md5sums).unwrap();
+        std::fs::write(dir.join("filesizes"), filesizes).unwrap();
     }
 
     /// Adds an events export for `batch` (YYYYMMDDHHMMSS) whose member holds `lines`.
