@@ -202,8 +202,8 @@ def main():
         hm = cache("mixed")
         ok = "passed" if k6_rc("mixed") == 0 else "**FAILED**"
         row(
-            f"d. mixed reads ({p['vus']} users, {p['duration']}) on a {seed_days}-day lake while "
-            f"`POST /ingest/backfill` adds {rest_from}..{p['end']}",
+            f"d. mixed reads ({p['vus']} users, {p['duration']}, random windows of 1..{p['query_days']} "
+            f"day(s)) on a {seed_days}-day lake while `POST /ingest/backfill` adds {rest_from}..{p['end']}",
             f"{mixed['http_reqs']['rate']:.1f} req/s, p50 {ms(med)} ms, p95 {ms(p95)} ms, "
             f"p99 {ms(p99)} ms, {errors(mixed)} failed requests, {failed_checks(mixed)} failed checks "
             f"(thresholds {ok})" + (f"; analytics cache {hm[0]} hits / {hm[1]} misses" if hm else ""),

@@ -254,6 +254,8 @@ pub struct DayCounts {
     pub pending: i64,
     pub rows_stored: i64,
     pub rows_quarantined: i64,
+    /// Ingested files whose rows retention has dropped since.
+    pub expired: i64,
 }
 
 /// The stored files of one day, table (listing kind) and feed, to merge into one.
@@ -536,7 +538,8 @@ impl Catalog {
                  COALESCE(SUM(f.status = 'failed'), 0), \
                  COALESCE(SUM(f.status IN ('pending', 'running')), 0), \
                  COALESCE(SUM(CASE WHEN f.status = 'ingested' THEN f.rows_stored END), 0), \
-                 COALESCE(SUM(CASE WHEN f.status = 'ingested' THEN f.rows_quarantined END), 0) \
+                 COALESCE(SUM(CASE WHEN f.status = 'ingested' THEN f.rows_quarantined END), 0), \
+                 COALESCE(SUM(f.expired_at IS NOT NULL), 0) \
              FROM days d LEFT JOIN files f ON f.feed = ?4 AND f.kind = ?1 AND f.batch_date = d.day \
              GROUP BY d.day ORDER BY d.day",
         )?;
@@ -550,6 +553,7 @@ impl Catalog {
                 pending: r.get(5)?,
                 rows_stored: r.get(6)?,
                 rows_quarantined: r.get(7)?,
+                expired: r.get(8)?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)

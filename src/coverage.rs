@@ -65,6 +65,9 @@ pub struct CoverageDay {
     pub missing_upstream: Option<i64>,
     pub rows_stored: i64,
     pub rows_quarantined: i64,
+    /// Of the ingested files, those whose rows retention has dropped from the lake since
+    /// (`lake.retention_days`); they are not fetched again.
+    pub expired: i64,
 }
 
 /// Errors building a coverage report.
@@ -121,6 +124,7 @@ pub fn report(
             missing_upstream: counts.listing_read.then(|| (slots - counts.listed).max(0)),
             rows_stored: counts.rows_stored,
             rows_quarantined: counts.rows_quarantined,
+            expired: counts.expired,
         });
     }
     Ok(out)

@@ -393,7 +393,7 @@ fn coverage(
     let catalog = Catalog::open_read_only(&path).context("opening the catalog")?;
     let days = gdelt_lake::coverage::report(&catalog, feed, kind, since, until)?;
     println!(
-        "{:<10} {:>5} {:>8} {:>8} {:>6} {:>7} {:>9} {:>10} {:>11}",
+        "{:<10} {:>5} {:>8} {:>8} {:>6} {:>7} {:>9} {:>10} {:>11} {:>7}",
         table,
         "slots",
         "expected",
@@ -402,11 +402,12 @@ fn coverage(
         "pending",
         "missing",
         "rows",
-        "quarantined"
+        "quarantined",
+        "expired"
     );
     for d in &days {
         println!(
-            "{:<10} {:>5} {:>8} {:>8} {:>6} {:>7} {:>9} {:>10} {:>11}",
+            "{:<10} {:>5} {:>8} {:>8} {:>6} {:>7} {:>9} {:>10} {:>11} {:>7}",
             d.date,
             d.slots,
             d.expected,
@@ -416,7 +417,8 @@ fn coverage(
             d.missing_upstream
                 .map_or_else(|| "?".to_owned(), |m| m.to_string()),
             d.rows_stored,
-            d.rows_quarantined
+            d.rows_quarantined,
+            d.expired
         );
     }
     Ok(ExitCode::SUCCESS)

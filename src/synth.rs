@@ -79,7 +79,8 @@ impl Rng {
     /// Roughly normal (sum of uniforms).
     fn normal(&mut self, mean: f64, sd: f64) -> f64 {
         let sum: f64 = (0..6).map(|_| self.unit()).sum();
-        mean + (sum - 3.0) * sd / 0.7071
+        // The sum of six uniforms has variance 1/2.
+        mean + (sum - 3.0) * sd / std::f64::consts::FRAC_1_SQRT_2
     }
 }
 

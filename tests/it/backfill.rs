@@ -100,11 +100,11 @@ async fn backfill_fills_both_tables_and_coverage_shows_the_gaps() {
         json!([
             // Outside the backfill: the listing was not read for it.
             {"date": "2015-02-18", "slots": 4, "expected": 0, "ingested": 0, "failed": 0, "pending": 0,
-             "missing_upstream": null, "rows_stored": 0, "rows_quarantined": 0},
+             "missing_upstream": null, "rows_stored": 0, "rows_quarantined": 0, "expired": 0},
             {"date": "2015-02-19", "slots": 96, "expected": 3, "ingested": 3, "failed": 0, "pending": 0,
-             "missing_upstream": 93, "rows_stored": 3, "rows_quarantined": 0},
+             "missing_upstream": 93, "rows_stored": 3, "rows_quarantined": 0, "expired": 0},
             {"date": "2015-02-20", "slots": 96, "expected": 1, "ingested": 1, "failed": 0, "pending": 0,
-             "missing_upstream": null, "rows_stored": 1, "rows_quarantined": 0},
+             "missing_upstream": null, "rows_stored": 1, "rows_quarantined": 0, "expired": 0},
         ])
     );
     let (_, cov) = app
@@ -113,7 +113,7 @@ async fn backfill_fills_both_tables_and_coverage_shows_the_gaps() {
     assert_eq!(
         cov["days"][0],
         json!({"date": "2015-02-19", "slots": 96, "expected": 3, "ingested": 2, "failed": 1, "pending": 0,
-               "missing_upstream": 93, "rows_stored": 4, "rows_quarantined": 0})
+               "missing_upstream": 93, "rows_stored": 4, "rows_quarantined": 0, "expired": 0})
     );
     let (status, body) = app.get("/api/v1/ingest/coverage?table=gdelt").await;
     assert_eq!(status, 400);
@@ -397,6 +397,7 @@ async fn a_killed_backfill_resumes_and_ends_in_the_same_lake() {
             "0",
             "72",
             &expected_rows.to_string(),
+            "0",
             "0"
         ]
     );

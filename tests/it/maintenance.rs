@@ -162,6 +162,13 @@ async fn compaction_merges_a_day_while_queries_answer_exactly_and_retention_drop
     );
     let (_, tone) = app.get("/api/v1/analytics/tone").await;
     assert_eq!(tone["n"], 2414);
+    let (_, cov) = app
+        .get("/api/v1/ingest/coverage?since=2015-02-18&until=2015-02-18")
+        .await;
+    assert_eq!(
+        (&cov["days"][0]["ingested"], &cov["days"][0]["expired"]),
+        (&Value::from(4), &Value::from(4))
+    );
     // Dropped files stay known: ingesting the same batches again fetches nothing.
     let job = app.ingest(5).await;
     let outcomes: Vec<&str> = job["files"]
