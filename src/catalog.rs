@@ -1041,3 +1041,111 @@ impl Catalog {
         Ok(Some(job))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::listing::parse_line;
+
+    /// Records `name` as listed and stored with `rows` rows in `path`.
+    fn store(catalog: &Catalog, name: &str, rows: u64, path: &str) {
+        let line = format!("1 00000000000000000000000000000000 http://x/{name}");
+        let file = parse_line(&line).unwrap().unwrap();
+        catalog.record_seen(std::slice::from_ref(&file)).unwrap();
+        assert_eq!(catalog.claim(&file.name, 5).unwrap(), Claim::Claimed);
+        catalog
+            .mark_ingested(&StoredFile {
+                name: &file.name,
+                feed: "english",
+                rows_stored: rows,
+                rows_duplicate: 0,
+                quarantined: &[],
+                parquet_path: Some(path),
+                parquet_bytes: 1,
+                event_ids: &IdRuns::new(),
+            })
+            .unwrap();
+    }
+
+    fn paths(catalog: &Catalog) -> Vec<String> {
+        catalog
+            .lake_files("export", None, None)
+            .unwrap()
+            .into_iter()
+            .map(|f| f.parquet_path)
+            .collect()
+    }
+
+    #[test]
+    fn a_compacted_day_is_listed_once_and_a_stale_swap_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = Catalog::open(&dir.path().join("catalog.sqlite")).unwrap();
+        store(
+            &catalog,
+            "20150219000000.export.CSV.zip",
+            3,
+            "events/date=2015-02-19/a.parquet",
+        );
+        store(
+            &catalog,
+            "20150219001500.export.CSV.zip",
+            4,
+            "events/date=2015-02-19/b.parquet",
+        );
+        store(
+            &catalog,
+            "20150220000000.export.CSV.zip",
+            5,
+            "events/date=2015-02-20/c.parquet",
+        );
+        // Only complete days before `before`, and only days of more than one file.
+        assert_eq!(
+            catalog.compaction_groups(None, None, "2015-02-19").unwrap(),
+            vec![]
+        );
+        let groups = catalog.compaction_groups(None, None, "2015-02-21").unwrap();
+        assert_eq!(
+            groups,
+            vec![CompactionGroup {
+                kind: "export".into(),
+                feed: "english".into(),
+                batch_date: "2015-02-19".into(),
+                paths: vec![
+                    "events/date=2015-02-19/a.parquet".into(),
+                    "events/date=2015-02-19/b.parquet".into()
+                ],
+                rows: 7,
+            }]
+        );
+        let generation = catalog.generation();
+        assert!(catalog
+            .swap_compacted(&groups[0], "events/date=2015-02-19/day.parquet", 9)
+            .unwrap());
+        assert!(catalog.generation() > generation);
+        assert_eq!(
+            paths(&catalog),
+            vec![
+                "events/date=2015-02-19/day.parquet",
+                "events/date=2015-02-20/c.parquet"
+            ]
+        );
+        // The same group again no longer matches what is stored: refused, nothing changes.
+        assert!(!catalog
+            .swap_compacted(&groups[0], "events/date=2015-02-19/day2.parquet", 9)
+            .unwrap());
+        assert_eq!(paths(&catalog)[0], "events/date=2015-02-19/day.parquet");
+
+        // Retention: the files before the cutoff stop being listed, and stay ingested.
+        let (files, gone) = catalog.expire_before("2015-02-20").unwrap();
+        assert_eq!(
+            (files, gone),
+            (2, vec!["events/date=2015-02-19/day.parquet".to_owned()])
+        );
+        assert_eq!(paths(&catalog), vec!["events/date=2015-02-20/c.parquet"]);
+        assert_eq!(
+            catalog.claim("20150219000000.export.CSV.zip", 5).unwrap(),
+            Claim::AlreadyIngested
+        );
+        assert_eq!(catalog.expire_before("2015-02-20").unwrap(), (0, vec![]));
+    }
+}
