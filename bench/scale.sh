@@ -42,17 +42,24 @@ MIXED_SEED_DAYS="${MIXED_SEED_DAYS:-3}"
 SEED=1
 START=2024-01-01
 
-release_bin="$HOME/.cache/gdelt-lake/release-target/release/gdelt-lake"
-debug_bin="$HOME/.cache/gdelt-lake/target/debug/gdelt-lake"
+# `cargo build --release` puts the binary under $CARGO_TARGET_DIR (.ci/run's default is
+# ~/.cache/gdelt-lake/target) or the repository's target/.
+repo="$(cd "$here/.." && pwd)"
+release_bin=""
+for candidate in "${CARGO_TARGET_DIR:-$repo/target}/release/gdelt-lake" \
+  "$HOME/.cache/gdelt-lake/target/release/gdelt-lake" "$repo/target/release/gdelt-lake"; do
+  if [ -x "$candidate" ]; then release_bin="$candidate"; break; fi
+done
+debug_bin="${CARGO_TARGET_DIR:-$HOME/.cache/gdelt-lake/target}/debug/gdelt-lake"
 if [ -z "${BIN:-}" ]; then
-  if [ -x "$release_bin" ]; then
+  if [ -n "$release_bin" ]; then
     BIN="$release_bin"
   elif [ -x "$debug_bin" ]; then
     BIN="$debug_bin"
-    echo "WARNING: no release binary at $release_bin; using the dev-profile binary $BIN" >&2
+    echo "WARNING: no release binary (cargo build --release); using the dev-profile binary $BIN" >&2
     echo "WARNING: (opt-level 0, Rust and DuckDB's C++): numbers are a floor, not the product's speed" >&2
   else
-    echo "no binary: set BIN=..., or build $release_bin (cargo build --release)" >&2
+    echo "no binary: set BIN=..., or build one with cargo build --release" >&2
     exit 2
   fi
 fi

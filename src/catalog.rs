@@ -481,7 +481,7 @@ impl Catalog {
         let mut stmt = conn.prepare_cached(
             "SELECT size || ' ' || md5 || ' ' || url FROM files \
              WHERE kind = ?1 AND status = 'failed' AND attempts < ?2 \
-             AND julianday(updated_at) + MIN(1 << attempts, 1440) / 1440.0 <= julianday('now') \
+             AND julianday(updated_at) + MIN(1 << MIN(attempts, 11), 1440) / 1440.0 <= julianday('now') \
              ORDER BY batch_ts",
         )?;
         let mut lines = Vec::new();
@@ -1147,5 +1147,47 @@ mod tests {
             Claim::AlreadyIngested
         );
         assert_eq!(catalog.expire_before("2015-02-20").unwrap(), (0, vec![]));
+    }
+
+    #[test]
+    fn a_failed_file_is_retried_only_after_its_backoff_and_until_max_attempts() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = Catalog::open(&dir.path().join("catalog.sqlite")).unwrap();
+        let line = "7 0123456789abcdef0123456789abcdef http://x/20150219000000.export.CSV.zip";
+        let file = parse_line(line).unwrap().unwrap();
+        catalog.record_seen(std::slice::from_ref(&file)).unwrap();
+        assert_eq!(catalog.claim(&file.name, 3).unwrap(), Claim::Claimed);
+        catalog.mark_failed(&file.name, "md5 mismatch").unwrap();
+        // One attempt: the next waits 2^1 minutes.
+        assert!(catalog.retryable(&["export"], 3).unwrap().is_empty());
+        let age = |minutes: i64| {
+            catalog
+                .conn()
+                .execute(
+                    "UPDATE files SET updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?1)",
+                    [format!("-{minutes} minutes")],
+                )
+                .unwrap();
+        };
+        age(1);
+        assert!(catalog.retryable(&["export"], 3).unwrap().is_empty());
+        age(3);
+        assert_eq!(catalog.retryable(&["export"], 3).unwrap(), vec![line]);
+        // A huge attempt count neither overflows the shift nor waits more than a day.
+        catalog
+            .conn()
+            .execute("UPDATE files SET attempts = 70", [])
+            .unwrap();
+        age(1441);
+        assert_eq!(catalog.retryable(&["export"], 100).unwrap(), vec![line]);
+        // At max_attempts the file stays failed, with its reason.
+        assert!(catalog.retryable(&["export"], 70).unwrap().is_empty());
+        assert_eq!(
+            catalog.claim(&file.name, 70).unwrap(),
+            Claim::GaveUp {
+                attempts: 70,
+                error: "md5 mismatch".into()
+            }
+        );
     }
 }

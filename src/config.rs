@@ -19,6 +19,18 @@ pub const DEFAULT_CONFIG_TOML: &str = include_str!("../config.toml");
 /// Prefix of the environment variables that override keys: `GDELT_LAKE_<SECTION>_<KEY>`.
 const ENV_PREFIX: &str = "GDELT_LAKE_";
 
+/// The cron schedule (with seconds, UTC) that runs every `minutes`, when cron can say it
+/// exactly: the minutes divide an hour or a day.
+fn interval_schedule(minutes: u32) -> Option<String> {
+    match minutes {
+        1..=59 if 60 % minutes == 0 => Some(format!("0 */{minutes} * * * *")),
+        60 => Some("0 0 * * * *".into()),
+        1440 => Some("0 0 0 * * *".into()),
+        m if m > 0 && m % 60 == 0 && 1440 % m == 0 => Some(format!("0 0 */{} * * *", m / 60)),
+        _ => None,
+    }
+}
+
 /// Errors building the configuration. Each names the offending key or file.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -252,21 +264,21 @@ impl ConfigLoader {
                 "DATA_LAKE_PATH" => self.set_str("lake.data_dir", &value, &origin)?,
                 "INGEST_N_BATCHES" => self.set_str("ingest.batches_per_run", &value, &origin)?,
                 "INGEST_INTERVAL_MINUTES" => {
-                    let minutes: u32 = value
+                    let schedule = value
                         .trim()
-                        .parse()
+                        .parse::<u32>()
                         .ok()
-                        .filter(|m| (1..=59).contains(m))
+                        .and_then(interval_schedule)
                         .ok_or_else(|| ConfigError::BadOverride {
-                        key: "ingest.schedule".into(),
-                        origin: origin.clone(),
-                        message: format!("expected whole minutes 1..=59, got {value:?}"),
-                    })?;
-                    self.set_str(
-                        "ingest.schedule",
-                        &format!("0 */{minutes} * * * *"),
-                        &origin,
-                    )?;
+                            key: "ingest.schedule".into(),
+                            origin: origin.clone(),
+                            message: format!(
+                                "expected minutes that divide an hour (1..=60) or a day \
+                                 (120, 180, 240, 360, 480, 720, 1440), got {value:?}; \
+                                 use ingest.schedule for anything else"
+                            ),
+                        })?;
+                    self.set_str("ingest.schedule", &schedule, &origin)?;
                 }
                 _ => {
                     if let Some(rest) = name.strip_prefix(ENV_PREFIX) {
@@ -665,6 +677,27 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "invalid value for `ingest.tables`: is empty; accepted: one or more of events, mentions, gkg"
+        );
+    }
+
+    #[test]
+    fn the_interval_alias_becomes_an_exact_schedule_or_is_refused() {
+        assert_eq!(interval_schedule(15).as_deref(), Some("0 */15 * * * *"));
+        assert_eq!(interval_schedule(60).as_deref(), Some("0 0 * * * *"));
+        assert_eq!(interval_schedule(180).as_deref(), Some("0 0 */3 * * *"));
+        assert_eq!(interval_schedule(1440).as_deref(), Some("0 0 0 * * *"));
+        // */45 would fire at :00 and :45, not every 45 minutes.
+        assert_eq!(interval_schedule(45), None);
+        assert_eq!(interval_schedule(0), None);
+        let err = ConfigLoader::new()
+            .env([("INGEST_INTERVAL_MINUTES".to_owned(), "45".to_owned())])
+            .err()
+            .unwrap();
+        assert_eq!(
+            err.to_string(),
+            "invalid value for `ingest.schedule` (from environment variable INGEST_INTERVAL_MINUTES): \
+             expected minutes that divide an hour (1..=60) or a day (120, 180, 240, 360, 480, 720, 1440), \
+             got \"45\"; use ingest.schedule for anything else"
         );
     }
 

@@ -24,6 +24,9 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::errors::ParquetError;
 use parquet::file::properties::WriterProperties;
 
+/// Encoded bytes a row group may buffer before it is written out.
+const ROW_GROUP_BYTES: usize = 64 * 1024 * 1024;
+
 /// Errors writing to the lake.
 #[derive(Debug, thiserror::Error)]
 pub enum LakeError {
@@ -54,9 +57,12 @@ pub struct Lake {
 }
 
 /// A read epoch: the files retired while it was current, deleted when its last pin goes.
+/// Each epoch holds the one that followed it, so a query pinned early also holds back every
+/// file retired after it started (its file list may name them too).
 #[derive(Debug, Default)]
 struct Epoch {
     doomed: Mutex<Vec<PathBuf>>,
+    next: Mutex<Option<Arc<Epoch>>>,
 }
 
 impl Drop for Epoch {
@@ -82,8 +88,9 @@ pub struct ReadPin {
 }
 
 impl Lake {
-    /// Opens (creating) the lake under `data_dir` and removes temporary files that a crashed
-    /// run left more than an hour ago (younger ones may belong to another live process).
+    /// Opens (creating) the lake under `data_dir` and removes every temporary file a crashed
+    /// run left behind. The caller holds the data directory's lock, so no other process is
+    /// writing there.
     ///
     /// # Errors
     /// The directories cannot be created or read.
@@ -95,19 +102,12 @@ impl Lake {
         };
         std::fs::create_dir_all(&lake.root).map_err(io_err(&lake.root))?;
         std::fs::create_dir_all(&lake.tmp).map_err(io_err(&lake.tmp))?;
-        let stale = std::time::Duration::from_secs(3600);
         for entry in std::fs::read_dir(&lake.tmp)
             .map_err(io_err(&lake.tmp))?
             .flatten()
         {
-            let old = entry
-                .metadata()
-                .and_then(|m| m.modified())
-                .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > stale));
-            if old {
-                // Best effort: a file we cannot remove is harmless and retried next start.
-                let _ = std::fs::remove_file(entry.path());
-            }
+            // Best effort: a file we cannot remove is harmless and retried next start.
+            let _ = std::fs::remove_file(entry.path());
         }
         Ok(lake)
     }
@@ -143,7 +143,12 @@ impl Lake {
     /// Deletes these lake-relative files once no query pinned before now still runs. Call it
     /// after the catalog stopped listing them.
     pub fn retire(&self, relative: impl IntoIterator<Item = String>) {
-        let old = std::mem::take(&mut *self.epoch.lock().unwrap_or_else(|p| p.into_inner()));
+        let old = {
+            let mut current = self.epoch.lock().unwrap_or_else(|p| p.into_inner());
+            let old = std::mem::take(&mut *current);
+            *old.next.lock().unwrap_or_else(|p| p.into_inner()) = Some(current.clone());
+            old
+        };
         old.doomed
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -223,6 +228,11 @@ impl ParquetSink {
     /// Encoding or disk errors (for example a full disk).
     pub fn write(&mut self, batch: &RecordBatch) -> Result<(), LakeError> {
         self.writer.write(batch)?;
+        // A row group is buffered whole until it is closed: close it by size too, so wide
+        // rows (GKG) keep memory bounded.
+        if self.writer.in_progress_size() >= ROW_GROUP_BYTES {
+            self.writer.flush()?;
+        }
         Ok(())
     }
 
@@ -310,5 +320,45 @@ mod tests {
         lake.retire(["events/date=2015-02-18/day-1.parquet".to_owned()]);
         assert!(!keep.exists());
         assert!(!keep.parent().unwrap().exists());
+    }
+
+    #[test]
+    fn a_query_pinned_before_two_retirements_holds_back_both() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path()).unwrap();
+        let day1 = "events/date=2015-02-18/20150218230000.parquet";
+        let day2 = "events/date=2015-02-19/20150219000000.parquet";
+        for relative in [day1, day2] {
+            let path = lake.absolute(relative);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, b"x").unwrap();
+        }
+
+        // The query's file list names both days; compaction swaps them one after the other.
+        let query = lake.pin();
+        lake.retire([day1.to_owned()]);
+        let later = lake.pin();
+        lake.retire([day2.to_owned()]);
+        assert!(lake.absolute(day1).exists());
+        assert!(
+            lake.absolute(day2).exists(),
+            "deleted under a running query"
+        );
+        drop(query);
+        assert!(!lake.absolute(day1).exists());
+        // `later` pinned before the second retirement, so it still holds day 2.
+        assert!(lake.absolute(day2).exists());
+        drop(later);
+        assert!(!lake.absolute(day2).exists());
+    }
+
+    #[test]
+    fn opening_clears_what_a_crashed_run_left_in_tmp() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path()).unwrap();
+        let leftover = lake.tmp_dir().join("download-123.zip");
+        std::fs::write(&leftover, b"partial").unwrap();
+        Lake::open(dir.path()).unwrap();
+        assert!(!leftover.exists());
     }
 }

@@ -253,18 +253,26 @@ impl Application {
     /// The scheduler cannot start or the server fails.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), AppError> {
         let config = &self.engine.config;
-        let scheduler = if config.ingest.scheduler_enabled {
+        // Ingestion and maintenance are scheduled independently: either can be switched off.
+        let ingest = config
+            .ingest
+            .scheduler_enabled
+            .then(|| scheduler::IngestTick {
+                schedule: &config.ingest.schedule,
+                batches_per_run: config.ingest.batches_per_run,
+                pool: self.engine.pool.clone(),
+            });
+        let maintenance = config.lake.maintenance_enabled.then(|| {
+            (
+                config.lake.maintenance_schedule.as_str(),
+                self.engine.maintenance.clone(),
+            )
+        });
+        let scheduler = if ingest.is_some() || maintenance.is_some() {
             Some(
                 scheduler::Scheduler::start(
-                    &config.ingest.schedule,
-                    config.ingest.batches_per_run,
-                    self.engine.pool.clone(),
-                    config.lake.maintenance_enabled.then(|| {
-                        (
-                            config.lake.maintenance_schedule.as_str(),
-                            self.engine.maintenance.clone(),
-                        )
-                    }),
+                    ingest,
+                    maintenance,
                     self.log.new(slog::o!("component" => "scheduler")),
                 )
                 .await?,

@@ -14,21 +14,26 @@ use crate::jobs::{IngestPool, JobSpec};
 use crate::maintenance::Maintenance;
 use crate::query::DateRange;
 
+/// What each ingestion tick submits: a job for the newest `batches_per_run` batches.
+pub struct IngestTick<'a> {
+    pub schedule: &'a str,
+    pub batches_per_run: usize,
+    pub pool: Arc<IngestPool>,
+}
+
 /// A running scheduler.
 pub struct Scheduler {
     inner: JobScheduler,
 }
 
 impl Scheduler {
-    /// Starts ticking on `schedule` (cron with seconds, UTC), and on `maintenance`'s schedule
-    /// when given.
+    /// Starts ticking on `ingest`'s schedule (cron with seconds, UTC) and on `maintenance`'s,
+    /// each when given.
     ///
     /// # Errors
     /// A schedule does not parse or the scheduler cannot start.
     pub async fn start(
-        schedule: &str,
-        batches_per_run: usize,
-        pool: Arc<IngestPool>,
+        ingest: Option<IngestTick<'_>>,
         maintenance: Option<(&str, Arc<Maintenance>)>,
         log: Logger,
     ) -> Result<Self, JobSchedulerError> {
@@ -57,24 +62,33 @@ impl Scheduler {
                 })?)
                 .await?;
         }
-        let job = Job::new_async(schedule, move |_id, _lock| {
-            let pool = pool.clone();
-            let log = log.clone();
-            Box::pin(async move {
-                match pool
-                    .submit(JobSpec::Latest {
-                        n_batches: batches_per_run,
-                    })
-                    .await
-                {
-                    Ok(handle) => info!(log, "scheduled ingestion queued"; "job_id" => handle.id),
-                    Err(e) => {
-                        warn!(log, "scheduled ingestion not queued"; "error" => e.to_string())
+        if let Some(IngestTick {
+            schedule,
+            batches_per_run,
+            pool,
+        }) = ingest
+        {
+            let job = Job::new_async(schedule, move |_id, _lock| {
+                let pool = pool.clone();
+                let log = log.clone();
+                Box::pin(async move {
+                    match pool
+                        .submit(JobSpec::Latest {
+                            n_batches: batches_per_run,
+                        })
+                        .await
+                    {
+                        Ok(handle) => {
+                            info!(log, "scheduled ingestion queued"; "job_id" => handle.id)
+                        }
+                        Err(e) => {
+                            warn!(log, "scheduled ingestion not queued"; "error" => e.to_string())
+                        }
                     }
-                }
-            })
-        })?;
-        inner.add(job).await?;
+                })
+            })?;
+            inner.add(job).await?;
+        }
         inner.start().await?;
         Ok(Self { inner })
     }

@@ -349,7 +349,8 @@ const DOMAINS: &[(u32, &str)] = &[
 /// Events in a batch at `time`: 1,000 to 3,000, more during the day in Europe and America.
 fn batch_size(rng: &mut Rng, time: NaiveDateTime) -> u64 {
     let hour = f64::from(time.hour()) + f64::from(time.minute()) / 60.0;
-    let rhythm = 0.5 + 0.5 * ((hour - 4.0) / 24.0 * std::f64::consts::TAU).sin().abs();
+    // 0 at 04:00 UTC (night in Europe and America), 1 at 16:00.
+    let rhythm = 0.5 - 0.5 * ((hour - 4.0) / 24.0 * std::f64::consts::TAU).cos();
     1000 + (rhythm * 1600.0) as u64 + rng.below(400)
 }
 
@@ -588,6 +589,21 @@ mod tests {
         }
         assert!(events.buffered_rows() >= 1000);
         assert!(mentions.buffered_rows() >= 4 * events.buffered_rows());
+    }
+
+    #[test]
+    fn batch_sizes_span_1000_to_3000_over_a_day() {
+        let mut rng = Rng(1);
+        let day = NaiveDate::from_ymd_opt(2024, 1, 1).unwrap();
+        let sizes: Vec<u64> = (0..96)
+            .map(|slot| {
+                let time = day.and_hms_opt(slot / 4, (slot % 4) * 15, 0).unwrap();
+                batch_size(&mut rng, time)
+            })
+            .collect();
+        assert!(sizes.iter().all(|s| (1000..3000).contains(s)), "{sizes:?}");
+        assert!(*sizes.iter().min().unwrap() < 1400, "{sizes:?}");
+        assert!(*sizes.iter().max().unwrap() > 2600, "{sizes:?}");
     }
 
     async fn generated_lines(root: &Path, member: &str) -> Vec<String> {

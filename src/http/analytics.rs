@@ -36,6 +36,9 @@ pub struct TopResponse {
     /// The column counted: `EventCode` (CAMEO) or `ActionGeo_CountryCode` (FIPS 10-4).
     #[schema(example = "EventCode")]
     pub field: &'static str,
+    /// The code system of the keys: `CAMEO event` or `FIPS 10-4`.
+    #[schema(example = "CAMEO event")]
+    pub code_system: Option<&'static str>,
     /// Most frequent first; ties by key; each with its label where the project's tables know
     /// the code.
     pub rows: Vec<LabelledCount>,
@@ -65,6 +68,7 @@ async fn top(
         .await?;
     Ok(HttpResponse::Ok().json(TopResponse {
         field: dimension.column(),
+        code_system: dimension.dimension().code_system(),
         rows: with_labels(dimension.dimension(), rows),
         freshness,
     }))
@@ -87,9 +91,14 @@ fn with_labels(dimension: Dimension, rows: Vec<KeyCount>) -> Vec<LabelledCount> 
     params(FilterQuery, TopQuery),
     responses(
         (status = 200, description = "Counts (an empty lake answers no rows)", body = TopResponse,
-         example = json!({"field": "EventCode", "rows": [{"key": "010", "label": "Make statement, not specified below", "n": 412}, {"key": "042", "label": "Make a visit", "n": 310}]})),
+         example = json!({"field": "EventCode", "code_system": "CAMEO event", "rows": [{"key": "010", "label": "Make statement, not specified below", "n": 412}, {"key": "042", "label": "Make a visit", "n": 310}]})),
         (status = 400, description = "A bad parameter", body = ErrorBody,
          example = json!({"code": "invalid_parameter", "message": "limit must be an integer from 1 to 500, got \"0\"", "parameter": "limit"})),
+        (status = 422, description = "The query would read more than query.max_scan_files files or ran longer than query.timeout_ms: narrow the dates or add filters", body = ErrorBody,
+         example = json!({"code": "query_too_large", "message": "the query would read 61234 Parquet files, more than query.max_scan_files (50000); narrow since/until"})),
+        (status = 503, description = "Every query connection stayed busy for query.queue_timeout_ms; see Retry-After", body = ErrorBody,
+         headers(("Retry-After" = u32, description = "Seconds to wait before retrying")),
+         example = json!({"code": "busy", "message": "every query connection is busy (query.max_concurrent = 4); retry shortly"})),
         (status = 500, description = "Query failure", body = ErrorBody),
     )
 )]
@@ -108,9 +117,14 @@ async fn top_event_codes(
     params(FilterQuery, TopQuery),
     responses(
         (status = 200, description = "Counts (an empty lake answers no rows)", body = TopResponse,
-         example = json!({"field": "ActionGeo_CountryCode", "rows": [{"key": "US", "label": "United States", "n": 2210}, {"key": "UK", "label": "United Kingdom", "n": 301}]})),
+         example = json!({"field": "ActionGeo_CountryCode", "code_system": "FIPS 10-4", "rows": [{"key": "US", "label": "United States", "n": 2210}, {"key": "UK", "label": "United Kingdom", "n": 301}]})),
         (status = 400, description = "A bad parameter", body = ErrorBody,
          example = json!({"code": "invalid_parameter", "message": "until must be a date as YYYY-MM-DD, got \"2015\"", "parameter": "until"})),
+        (status = 422, description = "The query would read more than query.max_scan_files files or ran longer than query.timeout_ms: narrow the dates or add filters", body = ErrorBody,
+         example = json!({"code": "query_too_large", "message": "the query would read 61234 Parquet files, more than query.max_scan_files (50000); narrow since/until"})),
+        (status = 503, description = "Every query connection stayed busy for query.queue_timeout_ms; see Retry-After", body = ErrorBody,
+         headers(("Retry-After" = u32, description = "Seconds to wait before retrying")),
+         example = json!({"code": "busy", "message": "every query connection is busy (query.max_concurrent = 4); retry shortly"})),
         (status = 500, description = "Query failure", body = ErrorBody),
     )
 )]
@@ -138,6 +152,11 @@ async fn top_countries(
          example = json!({"available": true, "n": 8709, "avg_tone": -2.31, "min_tone": -21.4, "max_tone": 14.9})),
         (status = 400, description = "A bad parameter", body = ErrorBody,
          example = json!({"code": "invalid_parameter", "message": "since (2015-02-19) is after until (2015-02-18)", "parameter": "since"})),
+        (status = 422, description = "The query would read more than query.max_scan_files files or ran longer than query.timeout_ms: narrow the dates or add filters", body = ErrorBody,
+         example = json!({"code": "query_too_large", "message": "the query would read 61234 Parquet files, more than query.max_scan_files (50000); narrow since/until"})),
+        (status = 503, description = "Every query connection stayed busy for query.queue_timeout_ms; see Retry-After", body = ErrorBody,
+         headers(("Retry-After" = u32, description = "Seconds to wait before retrying")),
+         example = json!({"code": "busy", "message": "every query connection is busy (query.max_concurrent = 4); retry shortly"})),
         (status = 500, description = "Query failure", body = ErrorBody),
     )
 )]
@@ -207,8 +226,12 @@ pub struct TopAnyResponse {
         (status = 200, description = "Ranked keys with labels", body = TopAnyResponse),
         (status = 400, description = "A bad parameter", body = ErrorBody,
          example = json!({"code": "invalid_parameter", "message": "dimension must be one of event_code, event_base, event_root, quad_class, action_country, actor1_country, actor2_country, source_domain, got \"color\"", "parameter": "dimension"})),
-        (status = 422, description = "The query reads too many files or runs too long", body = ErrorBody),
-        (status = 503, description = "Every query connection is busy; see Retry-After", body = ErrorBody),
+        (status = 422, description = "The query would read more than query.max_scan_files files or ran longer than query.timeout_ms: narrow the dates or add filters", body = ErrorBody,
+         example = json!({"code": "query_too_large", "message": "the query would read 61234 Parquet files, more than query.max_scan_files (50000); narrow since/until"})),
+        (status = 503, description = "Every query connection stayed busy for query.queue_timeout_ms; see Retry-After", body = ErrorBody,
+         headers(("Retry-After" = u32, description = "Seconds to wait before retrying")),
+         example = json!({"code": "busy", "message": "every query connection is busy (query.max_concurrent = 4); retry shortly"})),
+        (status = 500, description = "Query failure", body = ErrorBody),
     )
 )]
 #[get("/analytics/top")]
@@ -291,9 +314,14 @@ pub struct SeriesResponse {
     responses(
         (status = 200, description = "The series", body = SeriesResponse,
          example = json!({"bucket": "hour", "count": "events", "rows": [{"bucket": "2015-02-18T23:00:00Z", "n": 8709, "events": 8709, "avg_tone": -2.28}]})),
-        (status = 400, description = "A bad parameter", body = ErrorBody),
-        (status = 422, description = "The query reads too many files or runs too long", body = ErrorBody),
-        (status = 503, description = "Every query connection is busy; see Retry-After", body = ErrorBody),
+        (status = 400, description = "A bad parameter", body = ErrorBody,
+         example = json!({"code": "invalid_parameter", "message": "bucket must be one of 15min, hour, day, week, month, got \"year\"", "parameter": "bucket"})),
+        (status = 422, description = "The query would read more than query.max_scan_files files or ran longer than query.timeout_ms: narrow the dates or add filters", body = ErrorBody,
+         example = json!({"code": "query_too_large", "message": "the query would read 61234 Parquet files, more than query.max_scan_files (50000); narrow since/until"})),
+        (status = 503, description = "Every query connection stayed busy for query.queue_timeout_ms; see Retry-After", body = ErrorBody,
+         headers(("Retry-After" = u32, description = "Seconds to wait before retrying")),
+         example = json!({"code": "busy", "message": "every query connection is busy (query.max_concurrent = 4); retry shortly"})),
+        (status = 500, description = "Query failure", body = ErrorBody),
     )
 )]
 #[get("/analytics/timeseries")]

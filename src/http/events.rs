@@ -53,13 +53,20 @@ pub struct PageQuery {
              (String = "text/csv"),
              (Vec<u8> = "application/vnd.apache.parquet"),
              (Vec<u8> = "application/vnd.apache.arrow.stream"),
+         ),
+         headers(
+             ("X-Newest-Batch" = String, description = "Exports: the newest batch stored, ISO 8601 UTC (JSON pages carry `freshness` instead)"),
+             ("X-Newest-Batch-Age-Seconds" = i64, description = "Exports: that batch's age in seconds"),
+             ("X-Partitions-Read" = u32, description = "Exports: batch-date partitions read"),
+             ("X-Files-Read" = u32, description = "Exports: Parquet files read"),
          )),
         (status = 400, description = "A bad parameter, or a cursor from other filters", body = ErrorBody,
          example = json!({"code": "invalid_parameter", "message": "action_country must be FIPS 10-4 country codes of 2 letters, got \"UKR\"", "parameter": "action_country"})),
-        (status = 422, description = "The query reads too many files or runs too long", body = ErrorBody,
-         example = json!({"code": "query_timeout", "message": "the query ran longer than 30000 ms (query.timeout_ms) and was stopped; narrow since/until or add filters"})),
-        (status = 503, description = "Every query connection is busy; see Retry-After", body = ErrorBody,
-         headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
+        (status = 422, description = "The query would read more than query.max_scan_files files or ran longer than query.timeout_ms: narrow the dates or add filters", body = ErrorBody,
+         example = json!({"code": "query_too_large", "message": "the query would read 61234 Parquet files, more than query.max_scan_files (50000); narrow since/until"})),
+        (status = 503, description = "Every query connection stayed busy for query.queue_timeout_ms; see Retry-After", body = ErrorBody,
+         headers(("Retry-After" = u32, description = "Seconds to wait before retrying")),
+         example = json!({"code": "busy", "message": "every query connection is busy (query.max_concurrent = 4); retry shortly"})),
         (status = 500, description = "Query failure", body = ErrorBody),
     )
 )]
@@ -135,6 +142,9 @@ async fn list(
     if let Some(newest) = &freshness.newest_batch {
         response.insert_header(("X-Newest-Batch", newest.as_str()));
     }
+    if let Some(age) = freshness.age_seconds {
+        response.insert_header(("X-Newest-Batch-Age-Seconds", age.to_string()));
+    }
     response.insert_header(("X-Files-Read", freshness.files_read.to_string()));
     response.insert_header(("X-Partitions-Read", freshness.partitions_read.to_string()));
     Ok(response.streaming(body))
@@ -198,6 +208,11 @@ pub struct SearchQuery {
         (status = 200, description = "Matching events (an empty lake answers an empty list)", body = SearchResult),
         (status = 400, description = "A bad parameter", body = ErrorBody,
          example = json!({"code": "invalid_parameter", "message": "since must be a date as YYYY-MM-DD, got \"yesterday\"", "parameter": "since"})),
+        (status = 422, description = "The query would read more than query.max_scan_files files or ran longer than query.timeout_ms: narrow the dates or add filters", body = ErrorBody,
+         example = json!({"code": "query_too_large", "message": "the query would read 61234 Parquet files, more than query.max_scan_files (50000); narrow since/until"})),
+        (status = 503, description = "Every query connection stayed busy for query.queue_timeout_ms; see Retry-After", body = ErrorBody,
+         headers(("Retry-After" = u32, description = "Seconds to wait before retrying")),
+         example = json!({"code": "busy", "message": "every query connection is busy (query.max_concurrent = 4); retry shortly"})),
         (status = 500, description = "Query failure", body = ErrorBody),
     )
 )]

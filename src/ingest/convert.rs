@@ -19,6 +19,9 @@ use crate::lake::{Lake, LakeError, ParquetSink};
 
 /// Rows per record batch handed to the Parquet writer.
 const BATCH_ROWS: usize = 16 * 1024;
+/// Raw bytes of the lines buffered in a record batch before it is handed over, whatever the
+/// row count: GKG lines run to tens of kilobytes.
+const BATCH_BYTES: usize = 8 * 1024 * 1024;
 /// Size of a decompressed chunk sent to the parser.
 const CHUNK_BYTES: usize = 256 * 1024;
 
@@ -177,6 +180,7 @@ fn parse_stream(
     let mut lines_read = 0u64;
     let mut rows_stored = 0u64;
     let mut duplicates = 0u64;
+    let mut buffered_bytes = 0usize;
     let mut carry: Vec<u8> = Vec::new();
 
     let mut take_line = |line: &[u8],
@@ -190,8 +194,12 @@ fn parse_stream(
             Ok(Pushed::Duplicate) => duplicates += 1,
             Err(q) => quarantined.push(q),
         }
-        if parser.buffered_rows() >= BATCH_ROWS {
-            flush(parser, sink, lake, target)?;
+        buffered_bytes += line.len();
+        if parser.buffered_rows() >= BATCH_ROWS || buffered_bytes >= BATCH_BYTES {
+            buffered_bytes = 0;
+            if parser.buffered_rows() > 0 {
+                flush(parser, sink, lake, target)?;
+            }
         }
         Ok(())
     };

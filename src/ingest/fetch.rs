@@ -28,6 +28,8 @@ pub enum FetchError {
     Transport { url: String, message: String },
     #[error("download of {name} exceeds the {limit}-byte limit (ingest.max_download_mb)")]
     TooLarge { name: String, limit: u64 },
+    #[error("size mismatch for {name}: listing says {expected} bytes, the server sent more (download stopped)")]
+    Longer { name: String, expected: u64 },
     #[error("size mismatch for {name}: listing says {expected} bytes, downloaded {actual}")]
     Size {
         name: String,
@@ -87,7 +89,9 @@ impl Source {
                 " (+https://github.com/gdelt-lake/gdelt-lake)"
             ))
             .connect_timeout(Duration::from_secs(source.timeout_secs.min(30)))
-            .timeout(Duration::from_secs(source.timeout_secs))
+            // A limit on silence, not on the whole transfer: a large catch-up zip on a slow
+            // link is fine as long as bytes keep arriving.
+            .read_timeout(Duration::from_secs(source.timeout_secs))
             .build()?;
         Ok(Self {
             client,
@@ -143,8 +147,7 @@ impl Source {
                 .headers()
                 .get(reqwest::header::RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(Duration::from_secs);
+                .and_then(parse_retry_after);
             return Err((
                 FetchError::Status {
                     url: url.to_owned(),
@@ -266,6 +269,12 @@ impl Source {
             name: file.name.clone(),
             source,
         };
+        if file.size > self.max_bytes {
+            return Err(FetchError::TooLarge {
+                name: file.name.clone(),
+                limit: self.max_bytes,
+            });
+        }
         self.with_retries(|| async {
             let response = self.get(&url).await?;
             let temp = tempfile::Builder::new()
@@ -280,11 +289,13 @@ impl Source {
             while let Some(chunk) = body.next().await {
                 let chunk = chunk.map_err(|e| (transport(&url, &e), None))?;
                 bytes += chunk.len() as u64;
-                if bytes > self.max_bytes {
+                // The listed size is at most the cap (checked above): stop as soon as the
+                // body runs past it rather than download whatever the server sends.
+                if bytes > file.size {
                     return Err((
-                        FetchError::TooLarge {
+                        FetchError::Longer {
                             name: file.name.clone(),
-                            limit: self.max_bytes,
+                            expected: file.size,
                         },
                         None,
                     ));
@@ -320,6 +331,20 @@ impl Source {
     }
 }
 
+/// A `Retry-After` value: delay-seconds, or an HTTP date (its distance from now, zero if past).
+fn parse_retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    Some(
+        (at.with_timezone(&chrono::Utc) - chrono::Utc::now())
+            .to_std()
+            .unwrap_or_default(),
+    )
+}
+
 fn transport(url: &str, e: &reqwest::Error) -> FetchError {
     let what = if e.is_timeout() {
         "timed out"
@@ -337,5 +362,25 @@ fn transport(url: &str, e: &reqwest::Error) -> FetchError {
     FetchError::Transport {
         url: url.to_owned(),
         message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_takes_seconds_or_an_http_date() {
+        assert_eq!(parse_retry_after(" 7 "), Some(Duration::from_secs(7)));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
+        let soon = (chrono::Utc::now() + chrono::Duration::seconds(90))
+            .format("%a, %d %b %Y %H:%M:%S GMT")
+            .to_string();
+        let wait = parse_retry_after(&soon).unwrap();
+        assert!((85..=90).contains(&wait.as_secs()), "{wait:?}");
+        assert_eq!(parse_retry_after("soon"), None);
     }
 }

@@ -494,10 +494,17 @@ struct Stored {
     bytes: u64,
 }
 
-/// A file whose every line has the same wrong number of fields has changed format; returns
-/// that number.
+/// Lines a file must have before "every line has the same wrong field count" reads as a
+/// changed format rather than a few damaged rows.
+const CHANGED_FORMAT_MIN_LINES: usize = 3;
+
+/// A file whose every line (at least `CHANGED_FORMAT_MIN_LINES` of them) has the same wrong
+/// number of fields has changed format; returns that number.
 fn changed_column_count(converted: &convert::Converted, expected: usize) -> Option<usize> {
-    if converted.rows_stored > 0 || converted.quarantined.is_empty() {
+    if converted.rows_stored > 0
+        || converted.duplicates > 0
+        || converted.quarantined.len() < CHANGED_FORMAT_MIN_LINES
+    {
         return None;
     }
     let counts: Vec<usize> = converted
@@ -507,4 +514,37 @@ fn changed_column_count(converted: &convert::Converted, expected: usize) -> Opti
         .collect();
     let first = counts[0];
     (first != expected && counts.iter().all(|c| *c == first)).then_some(first)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::parse::QuarantinedLine;
+
+    fn all_quarantined(lines: usize, fields: usize) -> convert::Converted {
+        convert::Converted {
+            sink: None,
+            lines_read: lines as u64,
+            rows_stored: 0,
+            duplicates: 0,
+            keys: ids::IdRuns::new(),
+            quarantined: (0..lines)
+                .map(|i| QuarantinedLine {
+                    line_no: i as u64 + 1,
+                    reason: format!("{fields} fields, expected 61"),
+                    raw: vec!["x"; fields].join("\t"),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_file_of_one_or_two_damaged_lines_is_not_a_format_change() {
+        assert_eq!(changed_column_count(&all_quarantined(1, 60), 61), None);
+        assert_eq!(changed_column_count(&all_quarantined(2, 57), 61), None);
+        assert_eq!(changed_column_count(&all_quarantined(3, 57), 61), Some(57));
+        let mut mixed = all_quarantined(3, 57);
+        mixed.quarantined[1].raw.push_str("\tx");
+        assert_eq!(changed_column_count(&mixed, 61), None);
+    }
 }

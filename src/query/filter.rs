@@ -4,7 +4,7 @@
 //! schema only. Each filter is checked when parsed (see `http::params`), so the SQL built here
 //! never fails on user input.
 
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use duckdb::types::Value;
 
 use super::DateRange;
@@ -61,11 +61,22 @@ pub const TEXT_COLUMNS: [&str; 6] = [
 ];
 
 impl EventFilter {
-    /// The batch dates whose partitions can hold a match. An event's `Day` is never after the
-    /// day it was added, so `day_from` also bounds the batch dates from below.
+    /// The batch dates whose partitions can hold a match. `day_from` also bounds them from
+    /// below: an event is added on or after its `Day` (a local date, so up to a day ahead of
+    /// the UTC batch date), and a GDELT 1.0 history file, filed under the first day it covers,
+    /// holds the events of its year (before 2006) or month (2006-01 to 2013-03).
     pub fn partitions(&self) -> DateRange {
+        let first_partition = |day: NaiveDate| {
+            if day < NaiveDate::from_ymd_opt(2006, 1, 1).expect("valid date") {
+                day.with_ordinal(1).expect("day 1 exists")
+            } else if day < NaiveDate::from_ymd_opt(2013, 4, 1).expect("valid date") {
+                day.with_day(1).expect("day 1 exists")
+            } else {
+                day.pred_opt().unwrap_or(day)
+            }
+        };
         DateRange {
-            since: match (self.batch.since, self.day_from) {
+            since: match (self.batch.since, self.day_from.map(first_partition)) {
                 (Some(a), Some(b)) => Some(a.max(b)),
                 (a, b) => a.or(b),
             },
@@ -197,11 +208,30 @@ mod tests {
             day_from: Some(d("2015-02-19")),
             ..EventFilter::default()
         };
-        assert_eq!(filter.partitions().since, Some(d("2015-02-19")));
+        // A day earlier: the event's local date can be ahead of the UTC batch date.
+        assert_eq!(filter.partitions().since, Some(d("2015-02-18")));
+        let later = EventFilter {
+            day_from: Some(d("2015-02-20")),
+            ..filter.clone()
+        };
+        assert_eq!(later.partitions().since, Some(d("2015-02-19")));
         let impossible = EventFilter {
-            day_from: Some(d("2015-02-21")),
+            day_from: Some(d("2015-02-22")),
             ..filter
         };
         assert!(impossible.is_empty_range());
+    }
+
+    #[test]
+    fn day_from_keeps_the_gdelt_1_history_file_that_covers_it() {
+        let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        let from = |day: &str| EventFilter {
+            day_from: Some(d(day)),
+            ..EventFilter::default()
+        };
+        // 1990.zip sits in date=1990-01-01; 200607.zip in date=2006-07-01.
+        assert_eq!(from("1990-06-15").partitions().since, Some(d("1990-01-01")));
+        assert_eq!(from("2006-07-20").partitions().since, Some(d("2006-07-01")));
+        assert_eq!(from("2013-04-02").partitions().since, Some(d("2013-04-01")));
     }
 }

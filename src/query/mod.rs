@@ -745,12 +745,33 @@ impl QueryEngine {
             .pop()
             .expect("a permit guarantees a free connection");
         let interrupt = conn.interrupt_handle();
-        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+        let (done_tx, mut done_rx) = tokio::sync::oneshot::channel::<()>();
         let timeout = self.timeout;
+        // The time limit counts the query's own time: waiting for a slow client to take the
+        // chunks already produced pushes the deadline back (see `ChannelWriter`).
+        let clock = Arc::new(Mutex::new(ExportClock {
+            deadline: tokio::time::Instant::now() + timeout,
+            waiting: false,
+        }));
+        let watched = clock.clone();
         tokio::spawn(async move {
-            tokio::select! {
-                _ = tokio::time::sleep(timeout) => interrupt.interrupt(),
-                _ = done_rx => {}
+            loop {
+                let wake = {
+                    let clock = watched.lock().unwrap_or_else(|p| p.into_inner());
+                    if clock.waiting {
+                        // Waiting on the client: look again later.
+                        tokio::time::Instant::now() + Duration::from_millis(100)
+                    } else if clock.deadline <= tokio::time::Instant::now() {
+                        interrupt.interrupt();
+                        break;
+                    } else {
+                        clock.deadline
+                    }
+                };
+                tokio::select! {
+                    _ = tokio::time::sleep_until(wake) => {}
+                    _ = &mut done_rx => break,
+                }
             }
         });
         let connections = self.connections.clone();
@@ -759,7 +780,7 @@ impl QueryEngine {
             let _permit = permit;
             let _running = running;
             let _pin = pin;
-            let sink = ChannelWriter::new(tx.clone());
+            let sink = ChannelWriter::new(tx.clone(), clock);
             let result = write_export(&conn, &source, &request, after.as_ref(), format, sink);
             if let Err(e) = result {
                 let message = match e {
@@ -958,21 +979,39 @@ impl ExportFormat {
 /// The chunks of an export, as they are produced; an `Err` ends it early.
 pub type ExportStream = tokio::sync::mpsc::Receiver<Result<bytes::Bytes, std::io::Error>>;
 
+/// An export's time limit, shared by the writer and the timer that interrupts DuckDB.
+struct ExportClock {
+    /// When the query is interrupted unless it has finished.
+    deadline: tokio::time::Instant,
+    /// Set while the writer waits for the client to take chunks: not the query's time.
+    waiting: bool,
+}
+
 /// A `Write` that sends what is written down a channel in chunks of about 64 KiB; it fails once
-/// the receiver is gone (the client left), which stops the query.
+/// the receiver is gone (the client left), which stops the query. Time spent waiting for the
+/// client to make room moves the export's deadline back by as much.
 struct ChannelWriter {
     tx: tokio::sync::mpsc::Sender<Result<bytes::Bytes, std::io::Error>>,
     buffer: Vec<u8>,
+    clock: Arc<Mutex<ExportClock>>,
 }
 
 impl ChannelWriter {
     const CHUNK: usize = 64 * 1024;
 
-    fn new(tx: tokio::sync::mpsc::Sender<Result<bytes::Bytes, std::io::Error>>) -> Self {
+    fn new(
+        tx: tokio::sync::mpsc::Sender<Result<bytes::Bytes, std::io::Error>>,
+        clock: Arc<Mutex<ExportClock>>,
+    ) -> Self {
         Self {
             tx,
             buffer: Vec::with_capacity(Self::CHUNK),
+            clock,
         }
+    }
+
+    fn clock(&self) -> std::sync::MutexGuard<'_, ExportClock> {
+        self.clock.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn send(&mut self) -> std::io::Result<()> {
@@ -983,9 +1022,16 @@ impl ChannelWriter {
             &mut self.buffer,
             Vec::with_capacity(Self::CHUNK),
         ));
-        self.tx
+        let waiting = std::time::Instant::now();
+        self.clock().waiting = true;
+        let sent = self
+            .tx
             .blocking_send(Ok(chunk))
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client left"))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client left"));
+        let mut clock = self.clock();
+        clock.deadline += waiting.elapsed();
+        clock.waiting = false;
+        sent
     }
 }
 
@@ -1026,7 +1072,12 @@ fn write_export(
         condition.push_str(&sql);
         params.extend(more);
     }
-    let columns = raw_select_list(&request.fields);
+    // Text formats carry the same values as the JSON answer (dates `YYYY-MM-DD`, timestamps
+    // ISO 8601 UTC); the typed ones keep DuckDB's types.
+    let columns = match format {
+        ExportFormat::Ndjson | ExportFormat::Csv => select_list(&request.fields),
+        ExportFormat::Parquet | ExportFormat::Arrow => raw_select_list(&request.fields),
+    };
     let dir = if request.sort.descending() {
         "DESC"
     } else {
@@ -1056,7 +1107,10 @@ fn write_export(
         |e: arrow::error::ArrowError| QueryError::Task(format!("writing the export: {e}"));
     match format {
         ExportFormat::Ndjson => {
-            let mut writer = arrow::json::LineDelimitedWriter::new(&mut sink);
+            // Nulls written out, as in the JSON answer: every row has every field.
+            let mut writer = arrow::json::WriterBuilder::new()
+                .with_explicit_nulls(true)
+                .build::<_, arrow::json::writer::LineDelimited>(&mut sink);
             for batch in batches {
                 writer.write(&batch?).map_err(arrow_err)?;
             }
@@ -1082,6 +1136,8 @@ fn write_export(
                 .set_compression(parquet::basic::Compression::ZSTD(
                     parquet::basic::ZstdLevel::try_new(3).expect("a valid level"),
                 ))
+                // Small row groups: the writer holds one whole row group before writing it.
+                .set_max_row_group_row_count(Some(64 * 1024))
                 .build();
             let mut writer =
                 parquet::arrow::ArrowWriter::try_new(&mut sink, schema.clone(), Some(props))

@@ -62,6 +62,14 @@ pub async fn sample_mirror() -> Mirror {
                         ("ActionGeo_CountryCode", "CH"),
                         ("AvgTone", "-4.0"),
                         ("SOURCEURL", "https://news.example.org/KYIV-talks"),
+                        ("Actor1CountryCode", "CHN"),
+                        ("Day", "20150218"),
+                        ("GoldsteinScale", "-2.0"),
+                        ("NumMentions", "9"),
+                        ("NumSources", "3"),
+                        ("NumArticles", "5"),
+                        ("ActionGeo_Lat", "39.9"),
+                        ("ActionGeo_Long", "116.4"),
                     ],
                 ),
                 // 60 fields: quarantined as line 2.
@@ -93,6 +101,10 @@ pub async fn sample_mirror() -> Mirror {
                     ("ActionGeo_CountryCode", "UK"),
                     ("AvgTone", "-10.0"),
                     ("ActionGeo_FullName", "Zürich, Zurich, Switzerland"),
+                    ("Actor2CountryCode", "GBR"),
+                    ("Day", "20150220"),
+                    ("GoldsteinScale", "-10.0"),
+                    ("NumSources", "2"),
                 ],
             )],
         )
@@ -234,6 +246,7 @@ async fn trigger_ingests_and_every_endpoint_answers_exactly() {
     let (status, body) = app.get("/api/v1/analytics/top-event-codes").await;
     assert_eq!(status, 200);
     assert_eq!(body["field"], "EventCode");
+    assert_eq!(body["code_system"], "CAMEO event");
     assert_eq!(
         keys(&body["rows"]),
         vec![
@@ -249,6 +262,7 @@ async fn trigger_ingests_and_every_endpoint_answers_exactly() {
     assert_eq!(keys(&body["rows"]), vec![("010".into(), 1)]);
     let (_, body) = app.get("/api/v1/analytics/top-countries").await;
     assert_eq!(body["field"], "ActionGeo_CountryCode");
+    assert_eq!(body["code_system"], "FIPS 10-4");
     assert_eq!(
         keys(&body["rows"]),
         vec![
@@ -417,14 +431,14 @@ async fn an_empty_lake_answers_empty_results() {
         app.get("/api/v1/analytics/top-event-codes").await,
         (
             200,
-            json!({"field": "EventCode", "rows": [], "freshness": empty})
+            json!({"field": "EventCode", "code_system": "CAMEO event", "rows": [], "freshness": empty})
         )
     );
     assert_eq!(
         app.get("/api/v1/analytics/top-countries").await,
         (
             200,
-            json!({"field": "ActionGeo_CountryCode", "rows": [], "freshness": empty})
+            json!({"field": "ActionGeo_CountryCode", "code_system": "FIPS 10-4", "rows": [], "freshness": empty})
         )
     );
     assert_eq!(
@@ -591,6 +605,37 @@ async fn openapi_document_and_swagger_ui_are_served() {
     assert_eq!(limit["schema"]["maximum"], 500);
     let busy = &doc["paths"]["/api/v1/ingest/trigger"]["post"]["responses"]["503"];
     assert!(busy["headers"]["Retry-After"].is_object(), "{busy}");
+    // Every query answers 200, 400 for a bad parameter, 422 when too large or too slow, and
+    // 503 with Retry-After when every connection is busy.
+    for path in [
+        "/api/v1/analytics/timeseries",
+        "/api/v1/analytics/tone",
+        "/api/v1/analytics/top",
+        "/api/v1/analytics/top-countries",
+        "/api/v1/analytics/top-event-codes",
+        "/api/v1/events",
+        "/api/v1/events/search",
+        "/api/v1/gkg",
+        "/api/v1/mentions",
+    ] {
+        let responses = &doc["paths"][path]["get"]["responses"];
+        let mut codes: Vec<&str> = responses
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        codes.sort_unstable();
+        assert_eq!(codes, ["200", "400", "422", "500", "503"], "{path}");
+        assert!(
+            responses["503"]["headers"]["Retry-After"].is_object(),
+            "{path}"
+        );
+        assert_eq!(
+            responses["422"]["content"]["application/json"]["example"]["code"], "query_too_large",
+            "{path}"
+        );
+    }
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()

@@ -374,9 +374,71 @@ async fn a_download_over_the_size_cap_fails_and_leaves_nothing() {
         file_result(&job, &format!("{GOOD}.export.CSV.zip"))["outcome"],
         "ingested"
     );
+    // The listing already says it is too large: it is not even requested.
+    assert_eq!(server.hits(&format!("{BAD}.export.CSV.zip")), 0);
     let (lake, tmp) = app.lake_files();
     assert_eq!(lake.len(), 1);
     assert!(tmp.is_empty(), "{tmp:?}");
+    app.stop().await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_longer_or_shorter_than_listed_fails_and_leaves_nothing() {
+    let zip = zip_bytes(
+        &format!("{BAD}.export.CSV"),
+        event_row(2, BAD, &[]).as_bytes(),
+    )
+    .await;
+    let md5 = md5_hex(&zip);
+    let name = format!("{BAD}.export.CSV.zip");
+    let listed = |size: usize| format!("{size} {md5} http://data.gdeltproject.org/gdeltv2/{name}");
+
+    let mut mirror = mirror_with_bad(&zip, None).await;
+    mirror.set_listing_line(&name, &listed(zip.len() - 10));
+    let (server, app) = assert_bad_batch_fails(
+        &mirror,
+        &format!(
+            "size mismatch for {name}: listing says {} bytes, the server sent more (download stopped)",
+            zip.len() - 10
+        ),
+    )
+    .await;
+    app.stop().await;
+    server.stop().await;
+
+    mirror.set_listing_line(&name, &listed(zip.len() + 10));
+    let (server, app) = assert_bad_batch_fails(
+        &mirror,
+        &format!(
+            "size mismatch for {name}: listing says {} bytes, downloaded {}",
+            zip.len() + 10,
+            zip.len()
+        ),
+    )
+    .await;
+    app.stop().await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_is_retried_after_the_wait_its_retry_after_asks() {
+    let mut mirror = Mirror::new();
+    mirror.add_export(GOOD, &[event_row(1, GOOD, &[])]).await;
+    let server = MirrorServer::start(mirror.dir.path());
+    let name = format!("{GOOD}.export.CSV.zip");
+    server.fail_with_retry_after(&name, 429, 1, "1");
+    // The configured backoff is 10 ms: only Retry-After explains a wait of a second.
+    let app = TestApp::start(&server.base_url).await;
+    let job = app.ingest(1).await;
+    assert_eq!(file_result(&job, &name)["outcome"], "ingested");
+    let times = server.hit_times(&name);
+    assert_eq!(times.len(), 2);
+    let waited = times[1] - times[0];
+    assert!(
+        waited >= std::time::Duration::from_millis(950),
+        "retried after {waited:?}"
+    );
     app.stop().await;
     server.stop().await;
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::real_data::make_mirror;
-use crate::support::{shared_dir, test_config, MirrorServer, TestApp};
+use crate::support::{event_row, shared_dir, test_config, Mirror, MirrorServer, TestApp};
 
 /// The lake's files relative to `lake/`.
 fn lake_files(app: &TestApp) -> Vec<String> {
@@ -180,6 +180,44 @@ async fn compaction_merges_a_day_while_queries_answer_exactly_and_retention_drop
     assert_eq!(outcomes, vec!["already_ingested"; 9]);
     let (_, tone) = app.get("/api/v1/analytics/tone").await;
     assert_eq!(tone["n"], 2414);
+    app.stop().await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduled_maintenance_compacts_even_with_the_ingestion_scheduler_off() {
+    let mut mirror = Mirror::new();
+    for (batch, ids) in [("20150218231500", [1, 2]), ("20150218233000", [3, 4])] {
+        let rows: Vec<String> = ids.iter().map(|&i| event_row(i, batch, &[])).collect();
+        mirror.add_export(batch, &rows).await;
+    }
+    let server = MirrorServer::start(mirror.dir.path());
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(data_dir.path(), &server.base_url);
+    config.lake.maintenance_enabled = true;
+    config.lake.maintenance_schedule = "*/1 * * * * *".into();
+    assert!(!config.ingest.scheduler_enabled);
+    let app = TestApp::start_with(config, data_dir).await;
+    let job = app.ingest(2).await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    let mut files = lake_files(&app);
+    for _ in 0..100 {
+        if files.len() == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        files = lake_files(&app);
+    }
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(
+        files[0].starts_with("events/date=2015-02-18/day-"),
+        "{files:?}"
+    );
+    let (_, tone) = app.get("/api/v1/analytics/tone").await;
+    assert_eq!(
+        (&tone["n"], &tone["freshness"]["files_read"]),
+        (&Value::from(4), &Value::from(1))
+    );
     app.stop().await;
     server.stop().await;
 }

@@ -49,22 +49,33 @@ async fn filters_combine_and_pages_walk_the_whole_order_once() {
         ("?since=2015-02-19", &[7, 6, 4]),
         ("?until=2015-02-18&quad_class=1", &[3, 2, 1]),
         ("?quad_class=2,3", &[]),
+        // Event 4 is Actor1 CHN, Goldstein -2, Day 02-18, NumSources 3, in Beijing; event 7
+        // has Actor2 GBR, Goldstein -10, Day 02-20.
+        ("?actor1_country=USA", &[7, 6, 3, 2, 1]),
+        ("?actor1_country=CHN,RUS", &[4]),
         (
             "?actor1_country=USA&goldstein_min=0&goldstein_max=0",
-            &[7, 6, 4, 3, 2, 1],
+            &[6, 3, 2, 1],
         ),
+        ("?goldstein_max=-1", &[7, 4]),
+        ("?goldstein_min=-5&goldstein_max=-1", &[4]),
         ("?actor2_country=GOV", &[]),
-        (
-            "?day_from=2015-02-17&day_to=2015-02-17",
-            &[7, 6, 4, 3, 2, 1],
-        ),
-        ("?day_from=2015-02-18", &[]),
-        ("?bbox=-75,40,-73,41", &[7, 6, 4, 3, 2, 1]),
+        ("?actor2_country=GBR", &[7]),
+        ("?day_from=2015-02-17&day_to=2015-02-17", &[6, 3, 2, 1]),
+        ("?day_from=2015-02-18", &[7, 4]),
+        ("?day_to=2015-02-18", &[6, 4, 3, 2, 1]),
+        ("?day_from=2015-02-21", &[]),
+        ("?event_base=04", &[3]),
+        ("?event_base=01,04", &[7, 6, 4, 3, 2, 1]),
+        ("?bbox=-75,40,-73,41", &[7, 6, 3, 2, 1]),
+        ("?bbox=110,35,120,45", &[4]),
         ("?bbox=0,0,1,1", &[]),
         ("?feed=english", &[7, 6, 4, 3, 2, 1]),
         ("?feed=translingual,v1", &[]),
         ("?sort=dateadded", &[1, 2, 3, 4, 6, 7]),
         ("?sort=-day&event_code=01", &[6, 2, 1]),
+        ("?sort=day", &[1, 2, 3, 6, 4, 7]),
+        ("?sort=-day", &[7, 4, 6, 3, 2, 1]),
     ];
     for (query, expected) in cases {
         let (status, body) = app.get(&format!("/api/v1/events{query}")).await;
@@ -181,13 +192,64 @@ async fn top_n_over_any_dimension_and_time_series_with_labels() {
             ("04".into(), json!("Consult"), 1)
         ]
     );
-    // Every sample event has NumMentions 4 and NumArticles 4.
+    // NumMentions/NumArticles/NumSources are 4/4/1 but for event 4 (9/5/3) and event 7
+    // (NumSources 2).
     let (_, body) = app
         .get("/api/v1/analytics/top?dimension=event_root&count=mentions&since=2015-02-19")
         .await;
     assert_eq!(
         rows(&body),
-        vec![("01".into(), json!("Make public statement"), 12)]
+        vec![("01".into(), json!("Make public statement"), 17)]
+    );
+    for (count, root01, root04) in [("articles", 21, 4), ("sources", 8, 1), ("events", 5, 1)] {
+        let (_, body) = app
+            .get(&format!(
+                "/api/v1/analytics/top?dimension=event_root&count={count}"
+            ))
+            .await;
+        assert_eq!(body["count"], count);
+        assert_eq!(
+            rows(&body),
+            vec![
+                ("01".into(), json!("Make public statement"), root01),
+                ("04".into(), json!("Consult"), root04)
+            ],
+            "{count}"
+        );
+    }
+    let (_, body) = app
+        .get("/api/v1/analytics/top?dimension=actor2_country")
+        .await;
+    assert_eq!(body["code_system"], "CAMEO country");
+    assert_eq!(
+        rows(&body),
+        vec![("GBR".into(), json!("United Kingdom"), 1)]
+    );
+    let (_, body) = app
+        .get("/api/v1/analytics/top?dimension=event_base&limit=1")
+        .await;
+    assert_eq!(
+        rows(&body),
+        vec![(
+            "010".into(),
+            json!("Make statement, not specified below"),
+            5
+        )]
+    );
+    let (_, body) = app
+        .get("/api/v1/analytics/top?dimension=event_code&limit=2")
+        .await;
+    assert_eq!(
+        rows(&body),
+        vec![
+            (
+                "010".into(),
+                json!("Make statement, not specified below"),
+                3
+            ),
+            // Ties by key.
+            ("0211".into(), json!("Appeal for economic cooperation"), 1)
+        ]
     );
     let (_, body) = app.get("/api/v1/analytics/top?dimension=quad_class").await;
     assert_eq!(
@@ -277,7 +339,7 @@ async fn top_n_over_any_dimension_and_time_series_with_labels() {
         series(&body),
         vec![
             ("2015-02-18T23:15:00Z".into(), 8, 2, (-2.5 + 3.0) / 2.0),
-            ("2015-02-19T00:00:00Z".into(), 4, 1, -4.0),
+            ("2015-02-19T00:00:00Z".into(), 5, 1, -4.0),
             ("2015-02-20T10:15:00Z".into(), 4, 1, -10.0),
         ]
     );
@@ -372,7 +434,7 @@ async fn exports_stream_every_match_in_each_format_read_back_by_real_readers() {
 
     // NDJSON: one object per line, in the page order.
     let (status, content_type, files, body) = fetch(
-        "format=ndjson&fields=GlobalEventID,EventCode,Day,DATEADDED",
+        "format=ndjson&fields=GlobalEventID,EventCode,Day,DATEADDED,Actor1KnownGroupCode",
         "*/*",
     )
     .await;
@@ -391,11 +453,13 @@ async fn exports_stream_every_match_in_each_format_read_back_by_real_readers() {
         .collect();
     assert_eq!(ids, vec![7, 6, 4, 3, 2, 1]);
     assert_eq!(lines[0]["EventCode"], "190");
-    assert_eq!(lines[0]["Day"], "2015-02-17");
-    assert!(lines[0]["DATEADDED"]
-        .as_str()
-        .unwrap()
-        .starts_with("2015-02-20T10:15:00"));
+    assert_eq!(lines[0]["Day"], "2015-02-20");
+    // The same values as the JSON answer: ISO 8601 UTC, and nulls written out.
+    assert_eq!(lines[0]["DATEADDED"], "2015-02-20T10:15:00Z");
+    assert_eq!(
+        lines[0].as_object().unwrap().get("Actor1KnownGroupCode"),
+        Some(&Value::Null)
+    );
 
     // CSV by Accept header, read back with arrow's CSV reader.
     let (status, content_type, _, body) = fetch(
@@ -579,4 +643,58 @@ async fn a_cursor_walk_sees_every_row_once_while_batches_arrive() {
     assert_eq!(seen, vec![9, 8, 7, 6, 4, 3, 2, 1]);
     let (_, all) = app.get("/api/v1/events?fields=GlobalEventID").await;
     assert_eq!(ids(&all), vec![10, 9, 8, 7, 6, 4, 3, 2, 1]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_query_pool_answers_503_and_a_slow_export_client_is_not_timed_out() {
+    let batch = "20150218230000";
+    let mut mirror = Mirror::new();
+    // About 30 MB of NDJSON: far more than the export channel and the socket buffers hold.
+    let rows: Vec<String> = (1..=20_000).map(|i| event_row(i, batch, &[])).collect();
+    mirror.add_export(batch, &rows).await;
+    let server = MirrorServer::start(mirror.dir.path());
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut config = crate::support::test_config(data_dir.path(), &server.base_url);
+    config.query.max_concurrent = 1;
+    config.query.queue_timeout_ms = 200;
+    config.query.timeout_ms = 2_000;
+    let app = TestApp::start_with(config, data_dir).await;
+    assert_eq!(app.ingest(1).await["state"], "succeeded");
+
+    // An export its client does not read holds the only connection.
+    let held = app
+        .client
+        .get(format!("{}/api/v1/events?format=ndjson", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(held.status().as_u16(), 200);
+    let busy = app
+        .client
+        .get(format!("{}/api/v1/analytics/tone", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(busy.status().as_u16(), 503);
+    assert_eq!(busy.headers()["retry-after"], "1");
+    assert_eq!(
+        serde_json::from_slice::<Value>(&busy.bytes().await.unwrap()).unwrap(),
+        json!({
+            "code": "busy",
+            "message": "every query connection is busy (query.max_concurrent = 1); retry shortly"
+        })
+    );
+    // Longer than query.timeout_ms: waiting on the client is not the query's time, so the
+    // export is not cut short.
+    tokio::time::sleep(std::time::Duration::from_millis(3_000)).await;
+    let body = held.text().await.unwrap();
+    let lines: Vec<&str> = body.lines().collect();
+    assert_eq!(lines.len(), 20_000);
+    let last: Value = serde_json::from_str(lines[19_999]).unwrap();
+    assert_eq!(last["GlobalEventID"], 1);
+    // The connection is free again.
+    let (status, tone) = app.get("/api/v1/analytics/tone").await;
+    assert_eq!((status, &tone["n"]), (200, &json!(20_000)));
+    app.stop().await;
+    server.stop().await;
 }

@@ -78,12 +78,16 @@ pub fn event_row(id: i64, batch: &str, overrides: &[(&str, &str)]) -> String {
 pub struct Fault {
     pub status: u16,
     pub times: usize,
+    /// A `Retry-After` header value to send with the failure.
+    pub retry_after: Option<&'static str>,
 }
 
 #[derive(Default)]
 struct ServerState {
     root: PathBuf,
     hits: HashMap<String, usize>,
+    /// When each request for a path arrived.
+    hit_times: HashMap<String, Vec<std::time::Instant>>,
     faults: HashMap<String, Fault>,
     /// Delay before answering a zip, to make long runs.
     zip_delay: Duration,
@@ -144,11 +148,43 @@ impl MirrorServer {
 
     /// Answers `status` for the next `times` requests of a file name under gdeltv2/.
     pub fn fail(&self, name: &str, status: u16, times: usize) {
-        self.state
-            .lock()
-            .unwrap()
-            .faults
-            .insert(format!("/gdeltv2/{name}"), Fault { status, times });
+        self.state.lock().unwrap().faults.insert(
+            format!("/gdeltv2/{name}"),
+            Fault {
+                status,
+                times,
+                retry_after: None,
+            },
+        );
+    }
+
+    /// Answers `status` with a `Retry-After: retry_after` header for the next `times`
+    /// requests of a file name under gdeltv2/.
+    pub fn fail_with_retry_after(
+        &self,
+        name: &str,
+        status: u16,
+        times: usize,
+        retry_after: &'static str,
+    ) {
+        self.state.lock().unwrap().faults.insert(
+            format!("/gdeltv2/{name}"),
+            Fault {
+                status,
+                times,
+                retry_after: Some(retry_after),
+            },
+        );
+    }
+
+    /// When each request for a file name under gdeltv2/ arrived.
+    pub fn hit_times(&self, name: &str) -> Vec<std::time::Instant> {
+        let state = self.state.lock().unwrap();
+        state
+            .hit_times
+            .get(&format!("/gdeltv2/{name}"))
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Delays every zip answer by `delay`.
@@ -164,13 +200,20 @@ impl MirrorServer {
 fn serve(state: &Mutex<ServerState>, path: &str) -> HttpResponse {
     let mut state = state.lock().unwrap();
     *state.hits.entry(path.to_owned()).or_default() += 1;
+    state
+        .hit_times
+        .entry(path.to_owned())
+        .or_default()
+        .push(std::time::Instant::now());
     if let Some(fault) = state.faults.get_mut(path) {
         if fault.times > 0 {
             fault.times -= 1;
-            return HttpResponse::build(
-                actix_web::http::StatusCode::from_u16(fault.status).unwrap(),
-            )
-            .body("injected failure");
+            let mut answer =
+                HttpResponse::build(actix_web::http::StatusCode::from_u16(fault.status).unwrap());
+            if let Some(after) = fault.retry_after {
+                answer.insert_header(("Retry-After", after));
+            }
+            return answer.body("injected failure");
         }
     }
     if path.contains("..") {
@@ -330,6 +373,8 @@ pub fn test_config(data_dir: &Path, base_url: &str) -> Config {
         .set("source.retry_backoff_ms=10")
         .unwrap()
         .set("ingest.scheduler_enabled=false")
+        .unwrap()
+        .set("lake.maintenance_enabled=false")
         .unwrap()
         .set("server.http_workers=2")
         .unwrap()
