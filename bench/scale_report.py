@@ -109,6 +109,46 @@ def epoch(iso):
     return dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
+def verdict(ok, miss):
+    return "met" if ok else f"**missed** ({miss})"
+
+
+def print_targets(goals, p):
+    """The issue's targets, each as measured in this run."""
+    print()
+    print("Targets (ratios from this one run on this machine):")
+    print()
+    row("target", "measured", "verdict")
+    row("---", "---", "---")
+    for name, label in [("duckdb_convert", "DuckDB"), ("pyarrow_convert", "pyarrow")]:
+        if name in goals:
+            x = goals["ingest_rows_s"] / goals[name]
+            row(
+                f"ingest rows/s ≥ 1.5× {label}'s conversion",
+                f"{x:.2f}× ({fmt_int(goals['ingest_rows_s'])} vs {fmt_int(goals[name])} rows/s)",
+                verdict(x >= 1.5, f"by {1.5 / x:.1f}×" if x > 0 else "no rows"),
+            )
+    rss = goals["ingest_rss"]
+    row("ingest peak RSS < 150 MB", f"{rss:.0f} MB", verdict(rss < 150, f"by {rss - 150:.0f} MB"))
+    for r, p50, p99 in goals.get("api_vs_duckdb", []):
+        row(
+            f"{r}: API within 1.2× of raw DuckDB (one request at a time)",
+            f"p50 {p50:.2f}×, p99 {p99:.2f}×",
+            verdict(p50 <= 1.2, f"p50 by {p50 / 1.2:.1f}×"),
+        )
+    m = k6("load-topn")
+    if m:
+        for r in ["top-event-codes", "top-event-root"]:
+            p99 = trend(m, f"http_req_duration{{name:{r}}}")[2]
+            if p99 is not None:
+                row(
+                    f"{r}: p99 < 100 ms over {p['query_days']} day(s) of a {p['days']}-day lake, "
+                    f"{p['vus']} users",
+                    f"{p99:.1f} ms",
+                    verdict(p99 < 100, f"by {p99 - 100:.1f} ms"),
+                )
+
+
 def row(*cells):
     print("| " + " | ".join(str(c) for c in cells) + " |")
 
@@ -154,6 +194,7 @@ def main():
     s, rss = timing("ingest")
     rows = backfill_rows("ingest")
     ev, me = coverage_rows("ingest.coverage.events"), coverage_rows("ingest.coverage.mentions")
+    goals = {"ingest_rows_s": rows / s, "ingest_rss": rss}
     row(
         f"b. gdelt-lake backfill of {p['start']}, events + mentions ({mb(zip_day):.1f} MB of zips)",
         f"{fmt_int(rows)} rows ({fmt_int(ev)} events + {fmt_int(me)} mentions) in {s:.2f} s: "
@@ -165,6 +206,7 @@ def main():
     ]:
         j = load(name + ".json")
         total, rss = timing(name)
+        goals[name] = j["rows"] / j["seconds"]
         row(
             f"b. {label} {j['version']}, same day unzipped ({mb(j['csv_bytes']):.1f} MB of CSV), all text",
             f"{fmt_int(j['rows'])} rows in {j['seconds']:.2f} s: **{fmt_int(j['rows'] / j['seconds'])} rows/s**, "
@@ -292,6 +334,8 @@ def main():
             dd = (d.get("p50"), d.get("p95"), d.get("p99"))
             same = {True: "yes", False: "**no**: " + d.get("difference", ""), None: "-"}[d.get("same_as_api")]
             row(r, *map(ms, a), *map(ms, dd), *(ratio(x, y) for x, y in zip(a, dd)), same)
+            if a[0] and dd[0]:
+                goals.setdefault("api_vs_duckdb", []).append((r, a[0] / dd[0], a[2] / dd[2]))
     print()
     hits = sum(h[0] for h in seq_hits.values() if h)
     misses = sum(h[1] for h in seq_hits.values() if h)
@@ -306,6 +350,7 @@ def main():
         "execute + fetchall in one Python process. k6, the server and the references share the "
         "same cores."
     )
+    print_targets(goals, p)
     failed = [f[3:-3] for f in sorted(os.listdir(R)) if f.startswith("k6-") and f.endswith(".rc")
               and text(f).strip() != "0"]
     if failed:
