@@ -871,16 +871,25 @@ impl Catalog {
         Ok(newest.and_then(|ts| chrono::NaiveDateTime::parse_from_str(&ts, "%Y%m%d%H%M%S").ok()))
     }
 
-    /// Quarantined lines of one file, in line order: (line number, reason, raw line).
+    /// Quarantined lines of one file, in line order: (line number, reason, raw line bytes).
     ///
     /// # Errors
     /// Database errors.
-    pub fn quarantined(&self, file_name: &str) -> Result<Vec<(i64, String, String)>> {
+    pub fn quarantined(&self, file_name: &str) -> Result<Vec<(i64, String, Vec<u8>)>> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
             "SELECT line_no, reason, raw_line FROM quarantine WHERE file_name = ?1 ORDER BY line_no",
         )?;
-        let rows = stmt.query_map([file_name], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        let rows = stmt.query_map([file_name], |r| {
+            // Stored as a BLOB: the line's exact bytes, valid UTF-8 or not.
+            let raw = match r.get_ref(2)? {
+                rusqlite::types::ValueRef::Text(t) | rusqlite::types::ValueRef::Blob(t) => {
+                    t.to_vec()
+                }
+                _ => Vec::new(),
+            };
+            Ok((r.get(0)?, r.get(1)?, raw))
+        })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 

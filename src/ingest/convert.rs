@@ -311,7 +311,7 @@ mod tests {
         assert_eq!(converted.keys.runs(), vec![(999, 1000)]);
         assert_eq!(converted.quarantined.len(), 1);
         assert_eq!(converted.quarantined[0].line_no, 2);
-        assert_eq!(converted.quarantined[0].raw, bad);
+        assert_eq!(converted.quarantined[0].raw, bad.as_bytes());
         assert!(
             !lake.absolute(target).exists(),
             "nothing appears before commit"

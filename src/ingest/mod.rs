@@ -510,7 +510,7 @@ fn changed_column_count(converted: &convert::Converted, expected: usize) -> Opti
     let counts: Vec<usize> = converted
         .quarantined
         .iter()
-        .map(|q| q.raw.split('\t').count())
+        .map(|q| q.raw.split(|&b| b == b'\t').count())
         .collect();
     let first = counts[0];
     (first != expected && counts.iter().all(|c| *c == first)).then_some(first)
@@ -532,7 +532,7 @@ mod tests {
                 .map(|i| QuarantinedLine {
                     line_no: i as u64 + 1,
                     reason: format!("{fields} fields, expected 61"),
-                    raw: vec!["x"; fields].join("\t"),
+                    raw: vec!["x"; fields].join("\t").into_bytes(),
                 })
                 .collect(),
         }
@@ -544,7 +544,7 @@ mod tests {
         assert_eq!(changed_column_count(&all_quarantined(2, 57), 61), None);
         assert_eq!(changed_column_count(&all_quarantined(3, 57), 61), Some(57));
         let mut mixed = all_quarantined(3, 57);
-        mixed.quarantined[1].raw.push_str("\tx");
+        mixed.quarantined[1].raw.extend_from_slice(b"\tx");
         assert_eq!(changed_column_count(&mixed, 61), None);
     }
 }

@@ -254,8 +254,8 @@ pub struct QuarantinedLine {
     /// 1-based line number in the unzipped file.
     pub line_no: u64,
     pub reason: String,
-    /// The line as read (invalid UTF-8 replaced), without its line ending.
-    pub raw: String,
+    /// The line's bytes exactly as read (even invalid UTF-8), without its line ending.
+    pub raw: Vec<u8>,
 }
 
 enum Builder {
@@ -409,7 +409,7 @@ impl RowParser {
         let quarantine = |reason: String| QuarantinedLine {
             line_no,
             reason,
-            raw: String::from_utf8_lossy(bytes).into_owned(),
+            raw: bytes.to_vec(),
         };
         let line = std::str::from_utf8(bytes)
             .map_err(|e| quarantine(format!("invalid UTF-8 at byte {}", e.valid_up_to())))?;
@@ -691,7 +691,7 @@ pub(crate) mod tests {
         let err = p.push_line(7, short.as_bytes()).unwrap_err();
         assert_eq!(err.line_no, 7);
         assert_eq!(err.reason, "expected 61 fields, found 60");
-        assert_eq!(err.raw, short);
+        assert_eq!(err.raw, short.as_bytes());
         let err = p.push_line(8, long.as_bytes()).unwrap_err();
         assert_eq!(
             (err.line_no, err.reason.as_str()),
@@ -715,6 +715,8 @@ pub(crate) mod tests {
         bytes[2] = 0xff;
         let err = p.push_line(5, &bytes).unwrap_err();
         assert_eq!(err.reason, "invalid UTF-8 at byte 2");
+        // Kept byte for byte, for re-processing.
+        assert_eq!(err.raw, bytes);
         p.push_line(6, distinct_row().join("\t").as_bytes())
             .unwrap();
         let batch = p.finish_batch().unwrap();

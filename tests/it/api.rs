@@ -180,7 +180,7 @@ async fn trigger_ingests_and_every_endpoint_answers_exactly() {
     assert_eq!(quarantined.len(), 1);
     assert_eq!(quarantined[0].0, 2);
     assert_eq!(quarantined[0].1, "expected 61 fields, found 60");
-    assert!(quarantined[0].2.starts_with("5\t20150217\t"));
+    assert!(quarantined[0].2.starts_with(b"5\t20150217\t"));
 
     // Hive-partitioned by batch date, one file per batch, nothing left in tmp.
     let (lake, tmp) = app.lake_files();

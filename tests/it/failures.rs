@@ -442,3 +442,42 @@ async fn a_429_is_retried_after_the_wait_its_retry_after_asks() {
     app.stop().await;
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_utf8_line_is_quarantined_byte_for_byte_and_the_rest_stored() {
+    let mut bad_line = event_row(11, BAD, &[("Actor1Name", "CAF#")]).into_bytes();
+    // A Latin-1 É where UTF-8 was promised.
+    let at = bad_line.windows(4).position(|w| w == b"CAF#").unwrap();
+    bad_line[at + 3] = 0xC9;
+    let mut content = format!("{}\n", event_row(10, BAD, &[])).into_bytes();
+    content.extend_from_slice(&bad_line);
+    content.push(b'\n');
+    content.extend_from_slice(format!("{}\n", event_row(12, BAD, &[])).as_bytes());
+    let zip = zip_bytes(&format!("{BAD}.export.CSV"), &content).await;
+    let mirror = mirror_with_bad(&zip, None).await;
+    let server = MirrorServer::start(mirror.dir.path());
+    let app = TestApp::start(&server.base_url).await;
+    let job = app.ingest(2).await;
+    let name = format!("{BAD}.export.CSV.zip");
+    let result = file_result(&job, &name);
+    assert_eq!(
+        (
+            result["outcome"].as_str(),
+            result["rows_stored"].as_i64(),
+            result["rows_quarantined"].as_i64()
+        ),
+        (Some("ingested"), Some(2), Some(1))
+    );
+    let quarantined = app.engine.catalog.quarantined(&name).unwrap();
+    assert_eq!(quarantined.len(), 1);
+    assert_eq!(quarantined[0].0, 2);
+    assert_eq!(
+        quarantined[0].1,
+        format!("invalid UTF-8 at byte {}", at + 3)
+    );
+    assert_eq!(quarantined[0].2, bad_line);
+    let (_, found) = app.get("/api/v1/events?fields=GlobalEventID").await;
+    assert_eq!(crate::api::ids(&found), vec![12, 10, 1]);
+    app.stop().await;
+    server.stop().await;
+}
