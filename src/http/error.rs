@@ -122,3 +122,54 @@ impl ResponseError for ApiError {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::body::MessageBody;
+
+    fn answer(error: ApiError) -> (u16, Option<String>, serde_json::Value) {
+        let response = error.error_response();
+        let status = response.status().as_u16();
+        let retry = response
+            .headers()
+            .get("Retry-After")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let body = response.into_body().try_into_bytes().unwrap();
+        (status, retry, serde_json::from_slice(&body).unwrap())
+    }
+
+    #[test]
+    fn query_limits_answer_422_and_a_busy_pool_503_with_retry_after() {
+        assert_eq!(
+            answer(ApiError::Query(QueryError::TimedOut { limit_ms: 30_000 })),
+            (
+                422,
+                None,
+                serde_json::json!({
+                    "code": "query_timeout",
+                    "message": "the query ran longer than 30000 ms (query.timeout_ms) and was stopped; narrow since/until or add filters"
+                })
+            )
+        );
+        assert_eq!(
+            answer(ApiError::Query(QueryError::TooLarge {
+                files: 61_234,
+                max: 50_000
+            })),
+            (
+                422,
+                None,
+                serde_json::json!({
+                    "code": "query_too_large",
+                    "message": "the query would read 61234 Parquet files, more than query.max_scan_files (50000); narrow since/until"
+                })
+            )
+        );
+        assert_eq!(answer(ApiError::Query(QueryError::Busy(4))).0, 503);
+        assert_eq!(
+            answer(ApiError::Query(QueryError::Busy(4))).1.as_deref(),
+            Some("1")
+        );
+    }
+}
