@@ -213,6 +213,37 @@ async fn scheduled_maintenance_compacts_even_with_the_ingestion_scheduler_off() 
         files[0].starts_with("events/date=2015-02-18/day-"),
         "{files:?}"
     );
+    // Rows in batch order, so the merged file is sorted by DATEADDED for row-group pruning.
+    let merged = std::fs::File::open(app.data_dir.path().join("lake").join(&files[0])).unwrap();
+    let mut added = Vec::new();
+    let mut ids = Vec::new();
+    for batch in parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(merged)
+        .unwrap()
+        .build()
+        .unwrap()
+    {
+        use arrow::array::AsArray;
+        let batch = batch.unwrap();
+        let column = batch.column_by_name("DATEADDED").unwrap();
+        let text = arrow::compute::cast(column, &arrow::datatypes::DataType::Utf8).unwrap();
+        added.extend(
+            text.as_string::<i32>()
+                .iter()
+                .map(|v| v.unwrap().to_owned()),
+        );
+        let id = batch.column_by_name("GlobalEventID").unwrap();
+        ids.extend_from_slice(id.as_primitive::<arrow::datatypes::Int64Type>().values());
+    }
+    assert_eq!(
+        added,
+        [
+            "2015-02-18T23:15:00",
+            "2015-02-18T23:15:00",
+            "2015-02-18T23:30:00",
+            "2015-02-18T23:30:00"
+        ]
+    );
+    assert_eq!(ids, [1, 2, 3, 4]);
     let (_, tone) = app.get("/api/v1/analytics/tone").await;
     assert_eq!(
         (&tone["n"], &tone["freshness"]["files_read"]),
