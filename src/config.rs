@@ -57,6 +57,8 @@ pub enum ConfigError {
     Shape(String),
     #[error("invalid value for `{key}`: {message}")]
     Invalid { key: &'static str, message: String },
+    #[error("invalid value for `{key}`: {value} is negative; accepted: a whole number from 0")]
+    Negative { key: String, value: i64 },
 }
 
 /// The whole configuration.
@@ -256,8 +258,23 @@ impl ConfigLoader {
         I: IntoIterator<Item = (String, String)>,
     {
         let mut vars: Vec<(String, String)> = vars.into_iter().collect();
-        // Aliases first, so an explicit GDELT_LAKE_ variable wins over an alias.
+        // Aliases first, so an explicit GDELT_LAKE_ variable wins over an alias; an alias whose
+        // key is also set explicitly is not even read (a bad value in it does not matter).
         vars.sort_by_key(|(name, _)| name.starts_with(ENV_PREFIX));
+        let explicit = |target: &str| {
+            let wanted = format!("{ENV_PREFIX}{}", target.replace('.', "_")).to_ascii_uppercase();
+            vars.iter().any(|(n, _)| n.to_ascii_uppercase() == wanted)
+        };
+        let shadowed: Vec<&str> = [
+            ("DATA_LAKE_PATH", "lake.data_dir"),
+            ("INGEST_N_BATCHES", "ingest.batches_per_run"),
+            ("INGEST_INTERVAL_MINUTES", "ingest.schedule"),
+        ]
+        .into_iter()
+        .filter(|(_, target)| explicit(target))
+        .map(|(alias, _)| alias)
+        .collect();
+        vars.retain(|(name, _)| !shadowed.contains(&name.as_str()));
         for (name, value) in vars {
             let origin = format!("environment variable {name}");
             match name.as_str() {
@@ -326,6 +343,18 @@ impl ConfigLoader {
                     key: "log.format",
                     message: format!("{format} is not accepted; expected \"json\" or \"text\""),
                 });
+            }
+        }
+        // Every number of the configuration is a count, a size or a duration: name the key of
+        // a negative one rather than let serde say "expected u64".
+        for (section, keys) in &self.merged {
+            for (key, value) in keys.as_table().into_iter().flatten() {
+                if let Some(value) = value.as_integer().filter(|v| *v < 0) {
+                    return Err(ConfigError::Negative {
+                        key: format!("{section}.{key}"),
+                        value,
+                    });
+                }
             }
         }
         let config: Config = Value::Table(self.merged)
@@ -699,6 +728,31 @@ mod tests {
              expected minutes that divide an hour (1..=60) or a day (120, 180, 240, 360, 480, 720, 1440), \
              got \"45\"; use ingest.schedule for anything else"
         );
+    }
+
+    #[test]
+    fn a_negative_number_names_its_key_and_a_shadowed_alias_is_not_read() {
+        let err = ConfigLoader::new()
+            .set("query.timeout_ms=-5")
+            .unwrap()
+            .build()
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid value for `query.timeout_ms`: -5 is negative; accepted: a whole number from 0"
+        );
+        let config = ConfigLoader::new()
+            .env([
+                ("INGEST_INTERVAL_MINUTES".to_owned(), "45".to_owned()),
+                (
+                    "GDELT_LAKE_INGEST_SCHEDULE".to_owned(),
+                    "0 */5 * * * *".to_owned(),
+                ),
+            ])
+            .unwrap()
+            .build()
+            .unwrap();
+        assert_eq!(config.ingest.schedule, "0 */5 * * * *");
     }
 
     #[test]
