@@ -1,5 +1,7 @@
 //! The one JSON error body and the one place errors become HTTP statuses.
 
+use std::borrow::Cow;
+
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
@@ -13,7 +15,7 @@ use crate::query::QueryError;
 /// Every error answer has this body.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
-    /// Stable, snake_case: `invalid_parameter`, `not_found`, `queue_full`, `shutting_down`,
+    /// Stable, snake_case: `invalid_parameter`, `not_found`, `method_not_allowed`, `queue_full`, `shutting_down`,
     /// `busy`, `query_timeout`, `query_too_large`, `internal`.
     #[schema(example = "invalid_parameter")]
     pub code: &'static str,
@@ -22,8 +24,8 @@ pub struct ErrorBody {
     pub message: String,
     /// The query or path parameter at fault, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(example = "limit")]
-    pub parameter: Option<&'static str>,
+    #[schema(value_type = Option<String>, example = "limit")]
+    pub parameter: Option<Cow<'static, str>>,
 }
 
 /// Errors the API answers with.
@@ -31,8 +33,14 @@ pub struct ErrorBody {
 pub enum ApiError {
     #[error("{message}")]
     InvalidParameter {
-        parameter: &'static str,
+        parameter: Cow<'static, str>,
         message: String,
+    },
+    #[error("{method} is not accepted on {path}; accepted: {allowed}")]
+    MethodNotAllowed {
+        method: String,
+        path: String,
+        allowed: String,
     },
     #[error("{0}")]
     NotFound(String),
@@ -50,9 +58,9 @@ pub enum ApiError {
 
 impl ApiError {
     /// A 400 naming the parameter.
-    pub fn invalid(parameter: &'static str, message: impl Into<String>) -> Self {
+    pub fn invalid(parameter: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
         Self::InvalidParameter {
-            parameter,
+            parameter: parameter.into(),
             message: message.into(),
         }
     }
@@ -66,6 +74,7 @@ impl ApiError {
             Self::Query(QueryError::TimedOut { .. }) => "query_timeout",
             Self::Query(QueryError::TooLarge { .. }) => "query_too_large",
             Self::NotFound(_) => "not_found",
+            Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::Submit(SubmitError::QueueFull { .. }) => "queue_full",
             Self::Submit(SubmitError::ShuttingDown) => "shutting_down",
             Self::Submit(SubmitError::Catalog(_) | SubmitError::Task(_))
@@ -88,6 +97,7 @@ impl ResponseError for ApiError {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Submit(SubmitError::QueueFull { .. } | SubmitError::ShuttingDown) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -109,14 +119,17 @@ impl ResponseError for ApiError {
             _ if self.status_code() == StatusCode::SERVICE_UNAVAILABLE => {
                 response.insert_header(("Retry-After", "30"));
             }
+            Self::MethodNotAllowed { allowed, .. } => {
+                response.insert_header(("Allow", allowed.as_str()));
+            }
             _ => {}
         }
         response.json(ErrorBody {
             code: self.code(),
             message: self.to_string(),
             parameter: match self {
-                Self::InvalidParameter { parameter, .. } => Some(parameter),
-                Self::Query(QueryError::Cursor(_)) => Some("cursor"),
+                Self::InvalidParameter { parameter, .. } => Some(parameter.clone()),
+                Self::Query(QueryError::Cursor(_)) => Some(Cow::Borrowed("cursor")),
                 _ => None,
             },
         })

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::dev::{ResourceDef, ServiceRequest, ServiceResponse};
 use actix_web::middleware::{from_fn, Next};
 use actix_web::{web, App, HttpResponse};
 use slog::{info, Logger};
@@ -86,7 +86,9 @@ pub fn app(
         )
         .configure(health::configure)
         .split_for_parts();
-    app.service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", api))
+    let routes = web::Data::new(RouteTable::from_openapi(&api));
+    app.app_data(routes)
+        .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", api))
         .route(
             "/docs",
             web::get().to(|| async {
@@ -102,7 +104,94 @@ pub fn app(
                 req.path()
             )))
         }))
+        .wrap(from_fn(check_route))
         .wrap(from_fn(observe))
+}
+
+/// The documented routes: for each path template, its methods and their query parameters.
+struct RouteTable {
+    routes: Vec<(ResourceDef, Vec<(String, Vec<String>)>)>,
+}
+
+impl RouteTable {
+    fn from_openapi(api: &utoipa::openapi::OpenApi) -> Self {
+        let routes = api
+            .paths
+            .paths
+            .iter()
+            .map(|(path, item)| {
+                let methods = [
+                    ("GET", &item.get),
+                    ("POST", &item.post),
+                    ("PUT", &item.put),
+                    ("DELETE", &item.delete),
+                ]
+                .into_iter()
+                .filter_map(|(method, op)| {
+                    let op = op.as_ref()?;
+                    let names = op
+                        .parameters
+                        .iter()
+                        .flatten()
+                        .filter(|p| {
+                            matches!(p.parameter_in, utoipa::openapi::path::ParameterIn::Query)
+                        })
+                        .map(|p| p.name.clone())
+                        .collect();
+                    Some((method.to_owned(), names))
+                })
+                .collect();
+                (ResourceDef::new(path.as_str()), methods)
+            })
+            .collect();
+        Self { routes }
+    }
+}
+
+/// Refuses, before any handler runs, a method a documented route does not take (405 with
+/// `Allow`) and a query parameter it does not know (400 naming it): a misspelt filter must not
+/// silently widen an answer.
+async fn check_route(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<actix_web::body::EitherBody<impl MessageBody>>, actix_web::Error> {
+    let refusal = req.app_data::<web::Data<RouteTable>>().and_then(|table| {
+        let (_, methods) = table
+            .routes
+            .iter()
+            .find(|(def, _)| def.is_match(req.path()))?;
+        let method = req.method().as_str();
+        let Some((_, known)) = methods.iter().find(|(m, _)| m == method) else {
+            let allowed: Vec<&str> = methods.iter().map(|(m, _)| m.as_str()).collect();
+            return Some(ApiError::MethodNotAllowed {
+                method: method.to_owned(),
+                path: req.path().to_owned(),
+                allowed: allowed.join(", "),
+            });
+        };
+        let unknown = req
+            .query_string()
+            .split('&')
+            .filter_map(|pair| pair.split('=').next())
+            .filter(|name| !name.is_empty())
+            .find(|name| !known.iter().any(|k| k == name))?;
+        let accepted = if known.is_empty() {
+            "none".to_owned()
+        } else {
+            known.join(", ")
+        };
+        Some(ApiError::invalid(
+            unknown.to_owned(),
+            format!(
+                "unknown parameter {unknown:?} for {method} {}; accepted: {accepted}",
+                req.path()
+            ),
+        ))
+    });
+    match refusal {
+        Some(error) => Ok(req.error_response(error).map_into_right_body()),
+        None => Ok(next.call(req).await?.map_into_left_body()),
+    }
 }
 
 /// Records every request in the metrics (by route template) and the log.

@@ -556,6 +556,45 @@ async fn bad_parameters_answer_400_naming_the_parameter() {
             json!({"code": "not_found", "message": "no route for GET /api/v1/nope"})
         )
     );
+    // A misspelt filter is refused rather than ignored (which would widen the answer).
+    let (status, body) = app.get("/api/v1/tone-typo").await;
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = app
+        .get("/api/v1/analytics/tone?acton_country=UP&since=2015-02-18")
+        .await;
+    assert_eq!(
+        (status, body),
+        (
+            400,
+            json!({
+                "code": "invalid_parameter",
+                "message": "unknown parameter \"acton_country\" for GET /api/v1/analytics/tone; accepted: since, until, day_from, day_to, actor1_country, actor2_country, action_country, event_code, event_base, event_root, quad_class, goldstein_min, goldstein_max, tone_min, tone_max, bbox, query, feed",
+                "parameter": "acton_country"
+            })
+        )
+    );
+    let (status, body) = app.get("/health?verbose=1").await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        body["message"],
+        "unknown parameter \"verbose\" for GET /health; accepted: none"
+    );
+    // A known route with another method: 405 naming what it takes.
+    let response = app
+        .client
+        .get(format!("{}/api/v1/ingest/trigger", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 405);
+    assert_eq!(response.headers()["allow"], "POST");
+    assert_eq!(
+        serde_json::from_slice::<Value>(&response.bytes().await.unwrap()).unwrap(),
+        json!({
+            "code": "method_not_allowed",
+            "message": "GET is not accepted on /api/v1/ingest/trigger; accepted: POST"
+        })
+    );
     app.stop().await;
     server.stop().await;
 }
