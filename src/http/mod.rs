@@ -108,9 +108,12 @@ pub fn app(
         .wrap(from_fn(observe))
 }
 
+/// A documented method of a route and the query parameters it takes.
+type MethodParams = (String, Vec<String>);
+
 /// The documented routes: for each path template, its methods and their query parameters.
 struct RouteTable {
-    routes: Vec<(ResourceDef, Vec<(String, Vec<String>)>)>,
+    routes: Vec<(ResourceDef, Vec<MethodParams>)>,
 }
 
 impl RouteTable {
