@@ -75,8 +75,15 @@ pub struct CoverageDay {
 pub enum CoverageError {
     #[error(transparent)]
     Catalog(#[from] CatalogError),
-    #[error("the range spans {days} days; at most {max} are reported at once")]
+    #[error("the range spans {days} days; at most {max} are reported at once: narrow since/until")]
     TooLong { days: i64, max: i64 },
+    #[error("since ({since}) is after until ({until})")]
+    Reversed { since: NaiveDate, until: NaiveDate },
+    #[error("the {feed} feed has no {table} files (GDELT 1.0 has only events)")]
+    NotInFeed {
+        feed: &'static str,
+        table: &'static str,
+    },
 }
 
 /// Largest range reported at once.
@@ -93,6 +100,15 @@ pub fn report(
     since: NaiveDate,
     until: NaiveDate,
 ) -> Result<Vec<CoverageDay>, CoverageError> {
+    if since > until {
+        return Err(CoverageError::Reversed { since, until });
+    }
+    if !feed.has(kind) {
+        return Err(CoverageError::NotInFeed {
+            feed: feed.as_str(),
+            table: kind.layout().name,
+        });
+    }
     let days = (until - since).num_days() + 1;
     if days > MAX_DAYS {
         return Err(CoverageError::TooLong {

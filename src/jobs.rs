@@ -72,19 +72,28 @@ pub enum BackfillRangeError {
     },
     #[error("to ({to}) is after today ({today}, UTC)")]
     ToInFuture { to: NaiveDate, today: NaiveDate },
+    #[error("none of these feeds has these tables: GDELT 1.0 (v1) has only events")]
+    NoFiles,
 }
 
-/// Checks a backfill range: ordered, within the life of the oldest of `feeds`, not in the
-/// future.
+/// Checks a backfill: some feed has some of the tables, and the range is ordered, within the
+/// life of the oldest of `feeds` and not in the future.
 ///
 /// # Errors
-/// The first rule the range breaks.
+/// The first rule the backfill breaks.
 pub fn check_backfill_range(
     from: NaiveDate,
     to: NaiveDate,
     feeds: &[Feed],
+    kinds: &[FileKind],
     today: NaiveDate,
 ) -> Result<(), BackfillRangeError> {
+    if !feeds
+        .iter()
+        .any(|feed| kinds.iter().any(|kind| feed.has(*kind)))
+    {
+        return Err(BackfillRangeError::NoFiles);
+    }
     let (first, what) = feeds
         .iter()
         .map(|f| (f.first_day(), f.generation()))

@@ -284,6 +284,12 @@ async fn compact(
     log: &Logger,
 ) -> anyhow::Result<ExitCode> {
     let engine = Arc::new(Engine::open(config, log).context("starting")?);
+    if let (Some(since), Some(until)) = (since, until) {
+        anyhow::ensure!(
+            since <= until,
+            "--since ({since}) is after --until ({until})"
+        );
+    }
     let range = gdelt_lake::query::DateRange { since, until };
     let report = engine
         .maintenance
@@ -343,7 +349,13 @@ async fn backfill(
         let names: Vec<&str> = feeds.iter().map(String::as_str).collect();
         parse_feeds(&names).map_err(|e| anyhow::anyhow!("--feeds: {e}"))?
     };
-    gdelt_lake::jobs::check_backfill_range(from, to, &feeds, chrono::Utc::now().date_naive())?;
+    gdelt_lake::jobs::check_backfill_range(
+        from,
+        to,
+        &feeds,
+        &kinds,
+        chrono::Utc::now().date_naive(),
+    )?;
     let engine = Arc::new(Engine::open(config, log).context("starting")?);
     let spec = JobSpec::Backfill {
         from,

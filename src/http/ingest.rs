@@ -150,12 +150,13 @@ async fn backfill(
         Some(list) => feeds(list)?,
         None => state.engine.feeds.clone(),
     };
-    check_backfill_range(from, to, &feeds, chrono::Utc::now().date_naive()).map_err(
+    check_backfill_range(from, to, &feeds, &kinds, chrono::Utc::now().date_naive()).map_err(
         |e| match e {
             BackfillRangeError::FromBeforeFeed { .. } | BackfillRangeError::Reversed { .. } => {
                 ApiError::invalid("from", e.to_string())
             }
             BackfillRangeError::ToInFuture { .. } => ApiError::invalid("to", e.to_string()),
+            BackfillRangeError::NoFiles => ApiError::invalid("tables", e.to_string()),
         },
     )?;
     let days = (to - from).num_days() + 1;
@@ -234,12 +235,6 @@ async fn coverage(
         .until
         .unwrap_or_else(|| chrono::Utc::now().date_naive());
     let since = dates.since.unwrap_or(until - chrono::Duration::days(6));
-    if since > until {
-        return Err(ApiError::invalid(
-            "since",
-            format!("since ({since}) is after until ({until})"),
-        ));
-    }
     let name = query.table.as_deref().unwrap_or("events");
     let kind = FileKind::for_table(name).ok_or_else(|| {
         ApiError::invalid(
@@ -259,7 +254,10 @@ async fn coverage(
         .await
         .map_err(|e| ApiError::Task(e.to_string()))?
         .map_err(|e| match e {
-            CoverageError::TooLong { .. } => ApiError::invalid("since", e.to_string()),
+            CoverageError::TooLong { .. } | CoverageError::Reversed { .. } => {
+                ApiError::invalid("since", e.to_string())
+            }
+            CoverageError::NotInFeed { .. } => ApiError::invalid("table", e.to_string()),
             CoverageError::Catalog(e) => ApiError::Catalog(e),
         })?;
     Ok(HttpResponse::Ok().json(CoverageResponse {

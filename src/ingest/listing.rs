@@ -64,6 +64,11 @@ impl Feed {
     /// Every feed, in order.
     pub const ALL: [Feed; 3] = [Self::English, Self::Translingual, Self::V1];
 
+    /// Whether the feed publishes files of `kind`: GDELT 1.0 has events only.
+    pub fn has(self, kind: FileKind) -> bool {
+        self != Self::V1 || kind == FileKind::Export
+    }
+
     /// The name used in configuration, the catalog and the `feed` column.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -150,6 +150,26 @@ async fn backfill_fills_both_tables_and_coverage_shows_the_gaps() {
         body["message"],
         "tables: \"gdelt\" is not a table; accepted: events, mentions, gkg"
     );
+    let (status, body) = app
+        .post("/api/v1/ingest/backfill?from=2015-02-19&to=2015-02-19&tables=mentions&feeds=v1")
+        .await;
+    assert_eq!(
+        (status, body),
+        (
+            400,
+            json!({"code": "invalid_parameter", "message": "none of these feeds has these tables: GDELT 1.0 (v1) has only events", "parameter": "tables"})
+        )
+    );
+    let (status, body) = app
+        .get("/api/v1/ingest/coverage?since=2015-02-19&until=2015-02-19&table=mentions&feed=v1")
+        .await;
+    assert_eq!(
+        (status, body),
+        (
+            400,
+            json!({"code": "invalid_parameter", "message": "the v1 feed has no mentions files (GDELT 1.0 has only events)", "parameter": "table"})
+        )
+    );
 
     // Running it again stores nothing twice and retries only the failed file.
     let (_, body) = app
