@@ -164,10 +164,10 @@ fn check_url(key: &'static str, url: &str) -> Result<(), ConfigError> {
 fn check_cron(key: &'static str, expression: &str, example: &str) -> Result<(), ConfigError> {
     tokio_cron_scheduler::Job::new_async(expression, |_, _| Box::pin(async {}))
         .map(drop)
-        .map_err(|e| ConfigError::Invalid {
+        .map_err(|_| ConfigError::Invalid {
             key,
             message: format!(
-                "{expression:?} is not a cron expression ({e}); expected six fields \
+                "{expression:?} is not a cron expression; expected six fields \
                  'sec min hour day-of-month month day-of-week', e.g. \"{example}\""
             ),
         })

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use slog::{error, info, o, Logger};
+use slog::{error, info, o, warn, Logger};
 use tokio::sync::{mpsc, oneshot, Mutex};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -333,8 +333,13 @@ impl JobContext {
             Err(e) => error!(self.log, "cannot record the job's end"; "error" => e.to_string()),
         }
         let files = outcome.as_ref().map(|s| s.total).unwrap_or(0);
-        info!(self.log, "job finished"; "spec" => format!("{:?}", job.spec), "files" => files,
-            "error" => error, "duration_ms" => started.elapsed().as_millis() as u64);
+        let duration_ms = started.elapsed().as_millis() as u64;
+        match error {
+            None => info!(self.log, "job finished"; "spec" => format!("{:?}", job.spec),
+                "files" => files, "duration_ms" => duration_ms),
+            Some(error) => warn!(self.log, "job failed"; "spec" => format!("{:?}", job.spec),
+                "files" => files, "error" => error, "duration_ms" => duration_ms),
+        }
         self.metrics.jobs_running.dec();
         let _ = job.done.send(());
     }

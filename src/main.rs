@@ -98,8 +98,9 @@ fn main() -> ExitCode {
     let code = match outcome {
         Ok(code) => code,
         Err(e) => {
-            error!(log, "fatal"; "error" => format!("{e:#}"));
-            eprintln!("gdelt-lake: {e:#}");
+            let message = error_chain(&e);
+            error!(log, "fatal"; "error" => &message);
+            eprintln!("gdelt-lake: {message}");
             ExitCode::FAILURE
         }
     };
@@ -434,4 +435,19 @@ fn coverage(
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// An error and its causes, each once: a cause whose text its error already quotes is skipped.
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut message = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            if !message.is_empty() {
+                message.push_str(": ");
+            }
+            message.push_str(&text);
+        }
+    }
+    message
 }
