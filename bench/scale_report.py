@@ -126,15 +126,19 @@ def print_targets(goals, p):
             row(
                 f"ingest rows/s ≥ 1.5× {label}'s conversion",
                 f"{x:.2f}× ({fmt_int(goals['ingest_rows_s'])} vs {fmt_int(goals[name])} rows/s)",
-                verdict(x >= 1.5, f"by {1.5 / x:.1f}×" if x > 0 else "no rows"),
+                verdict(x >= 1.5, f"needs {1.5 / x:.2f}× more" if x > 0 else "no rows"),
             )
     rss = goals["ingest_rss"]
     row("ingest peak RSS < 150 MB", f"{rss:.0f} MB", verdict(rss < 150, f"by {rss - 150:.0f} MB"))
-    for r, p50, p99 in goals.get("api_vs_duckdb", []):
+    for r, api, duck in goals.get("api_vs_duckdb", []):
+        p50, p99 = api[0] / duck[0], api[2] / duck[2]
         row(
-            f"{r}: API within 1.2× of raw DuckDB (one request at a time)",
-            f"p50 {p50:.2f}×, p99 {p99:.2f}×",
-            verdict(p50 <= 1.2, f"p50 by {p50 / 1.2:.1f}×"),
+            f"{r}: API p50 within 1.2× of raw DuckDB (one request at a time)",
+            f"p50 {p50:.2f}× ({api[0]:.1f} vs {duck[0]:.1f} ms), p99 {p99:.2f}×",
+            verdict(
+                p50 <= 1.2,
+                f"{p50 / 1.2:.2f}× over; {api[0] - 1.2 * duck[0]:.1f} ms beyond the 1.2× budget",
+            ),
         )
     m = k6("load-topn")
     if m:
@@ -335,7 +339,7 @@ def main():
             same = {True: "yes", False: "**no**: " + d.get("difference", ""), None: "-"}[d.get("same_as_api")]
             row(r, *map(ms, a), *map(ms, dd), *(ratio(x, y) for x, y in zip(a, dd)), same)
             if a[0] and dd[0]:
-                goals.setdefault("api_vs_duckdb", []).append((r, a[0] / dd[0], a[2] / dd[2]))
+                goals.setdefault("api_vs_duckdb", []).append((r, a, dd))
     print()
     hits = sum(h[0] for h in seq_hits.values() if h)
     misses = sum(h[1] for h in seq_hits.values() if h)
