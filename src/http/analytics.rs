@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::error::{ApiError, ErrorBody};
+use super::error::{ApiError, ErrorBody, QueryRefusal};
 use super::params::{bounded, choice, FilterQuery};
 use super::AppState;
 use crate::labels;
@@ -94,12 +94,7 @@ fn with_labels(dimension: Dimension, rows: Vec<KeyCount>) -> Vec<LabelledCount> 
          example = json!({"field": "EventCode", "code_system": "CAMEO event", "rows": [{"key": "010", "label": "Make statement, not specified below", "n": 412}, {"key": "042", "label": "Make a visit", "n": 310}]})),
         (status = 400, description = "A bad parameter", body = ErrorBody,
          example = json!({"code": "invalid_parameter", "message": "limit must be an integer from 1 to 500, got \"0\"", "parameter": "limit"})),
-        (status = 422, description = "The query would read more than query.max_scan_files files or ran longer than query.timeout_ms: narrow the dates or add filters", body = ErrorBody,
-         example = json!({"code": "query_too_large", "message": "the query would read 61234 Parquet files, more than query.max_scan_files (50000); narrow since/until"})),
-        (status = 503, description = "Every query connection stayed busy for query.queue_timeout_ms; see Retry-After", body = ErrorBody,
-         headers(("Retry-After" = u32, description = "Seconds to wait before retrying")),
-         example = json!({"code": "busy", "message": "every query connection is busy (query.max_concurrent = 4); retry shortly"})),
-        (status = 500, description = "Query failure", body = ErrorBody),
+        QueryRefusal,
     )
 )]
 #[get("/analytics/top-event-codes")]
@@ -120,12 +115,7 @@ async fn top_event_codes(
          example = json!({"field": "ActionGeo_CountryCode", "code_system": "FIPS 10-4", "rows": [{"key": "US", "label": "United States", "n": 2210}, {"key": "UK", "label": "United Kingdom", "n": 301}]})),
         (status = 400, description = "A bad parameter", body = ErrorBody,
          example = json!({"code": "invalid_parameter", "message": "until must be a date as YYYY-MM-DD, got \"2015\"", "parameter": "until"})),
-        (status = 422, description = "The query would read more than query.max_scan_files files or ran longer than query.timeout_ms: narrow the dates or add filters", body = ErrorBody,
-         example = json!({"code": "query_too_large", "message": "the query would read 61234 Parquet files, more than query.max_scan_files (50000); narrow since/until"})),
-        (status = 503, description = "Every query connection stayed busy for query.queue_timeout_ms; see Retry-After", body = ErrorBody,
-         headers(("Retry-After" = u32, description = "Seconds to wait before retrying")),
-         example = json!({"code": "busy", "message": "every query connection is busy (query.max_concurrent = 4); retry shortly"})),
-        (status = 500, description = "Query failure", body = ErrorBody),
+        QueryRefusal,
     )
 )]
 #[get("/analytics/top-countries")]
@@ -152,12 +142,7 @@ async fn top_countries(
          example = json!({"available": true, "n": 8709, "avg_tone": -2.31, "min_tone": -21.4, "max_tone": 14.9})),
         (status = 400, description = "A bad parameter", body = ErrorBody,
          example = json!({"code": "invalid_parameter", "message": "since (2015-02-19) is after until (2015-02-18)", "parameter": "since"})),
-        (status = 422, description = "The query would read more than query.max_scan_files files or ran longer than query.timeout_ms: narrow the dates or add filters", body = ErrorBody,
-         example = json!({"code": "query_too_large", "message": "the query would read 61234 Parquet files, more than query.max_scan_files (50000); narrow since/until"})),
-        (status = 503, description = "Every query connection stayed busy for query.queue_timeout_ms; see Retry-After", body = ErrorBody,
-         headers(("Retry-After" = u32, description = "Seconds to wait before retrying")),
-         example = json!({"code": "busy", "message": "every query connection is busy (query.max_concurrent = 4); retry shortly"})),
-        (status = 500, description = "Query failure", body = ErrorBody),
+        QueryRefusal,
     )
 )]
 #[get("/analytics/tone")]
@@ -226,12 +211,7 @@ pub struct TopAnyResponse {
         (status = 200, description = "Ranked keys with labels", body = TopAnyResponse),
         (status = 400, description = "A bad parameter", body = ErrorBody,
          example = json!({"code": "invalid_parameter", "message": "dimension must be one of event_code, event_base, event_root, quad_class, action_country, actor1_country, actor2_country, source_domain, got \"color\"", "parameter": "dimension"})),
-        (status = 422, description = "The query would read more than query.max_scan_files files or ran longer than query.timeout_ms: narrow the dates or add filters", body = ErrorBody,
-         example = json!({"code": "query_too_large", "message": "the query would read 61234 Parquet files, more than query.max_scan_files (50000); narrow since/until"})),
-        (status = 503, description = "Every query connection stayed busy for query.queue_timeout_ms; see Retry-After", body = ErrorBody,
-         headers(("Retry-After" = u32, description = "Seconds to wait before retrying")),
-         example = json!({"code": "busy", "message": "every query connection is busy (query.max_concurrent = 4); retry shortly"})),
-        (status = 500, description = "Query failure", body = ErrorBody),
+        QueryRefusal,
     )
 )]
 #[get("/analytics/top")]
@@ -316,12 +296,7 @@ pub struct SeriesResponse {
          example = json!({"bucket": "hour", "count": "events", "rows": [{"bucket": "2015-02-18T23:00:00Z", "n": 8709, "events": 8709, "avg_tone": -2.28}]})),
         (status = 400, description = "A bad parameter", body = ErrorBody,
          example = json!({"code": "invalid_parameter", "message": "bucket must be one of 15min, hour, day, week, month, got \"year\"", "parameter": "bucket"})),
-        (status = 422, description = "The query would read more than query.max_scan_files files or ran longer than query.timeout_ms: narrow the dates or add filters", body = ErrorBody,
-         example = json!({"code": "query_too_large", "message": "the query would read 61234 Parquet files, more than query.max_scan_files (50000); narrow since/until"})),
-        (status = 503, description = "Every query connection stayed busy for query.queue_timeout_ms; see Retry-After", body = ErrorBody,
-         headers(("Retry-After" = u32, description = "Seconds to wait before retrying")),
-         example = json!({"code": "busy", "message": "every query connection is busy (query.max_concurrent = 4); retry shortly"})),
-        (status = 500, description = "Query failure", body = ErrorBody),
+        QueryRefusal,
     )
 )]
 #[get("/analytics/timeseries")]

@@ -28,6 +28,29 @@ pub struct ErrorBody {
     pub parameter: Option<Cow<'static, str>>,
 }
 
+/// The answers every query endpoint gives when the query engine refuses or fails, declared once
+/// for the OpenAPI document.
+#[derive(utoipa::IntoResponses)]
+pub enum QueryRefusal {
+    /// The query would read more than `query.max_scan_files` files or ran longer than
+    /// `query.timeout_ms`: narrow the dates or add filters.
+    #[response(
+        status = 422,
+        example = json!({"code": "query_too_large", "message": "the query would read 61234 Parquet files, more than query.max_scan_files (50000); narrow since/until"})
+    )]
+    TooLarge(ErrorBody),
+    /// Every query connection stayed busy for `query.queue_timeout_ms`; see Retry-After.
+    #[response(
+        status = 503,
+        headers(("Retry-After" = u32, description = "Seconds to wait before retrying")),
+        example = json!({"code": "busy", "message": "every query connection is busy (query.max_concurrent = 4); retry shortly"})
+    )]
+    Busy(ErrorBody),
+    /// The query failed.
+    #[response(status = 500)]
+    Failed(ErrorBody),
+}
+
 /// Errors the API answers with.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {

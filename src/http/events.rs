@@ -5,7 +5,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::error::{ApiError, ErrorBody};
+use super::error::{ApiError, ErrorBody, QueryRefusal};
 use super::params::{bounded, choice, range, FilterQuery};
 use super::AppState;
 use crate::query::{event_columns, EventsPage, EventsRequest, ExportFormat, SearchResult, Sort};
@@ -62,12 +62,7 @@ pub struct PageQuery {
          )),
         (status = 400, description = "A bad parameter, or a cursor from other filters", body = ErrorBody,
          example = json!({"code": "invalid_parameter", "message": "action_country must be FIPS 10-4 country codes of 2 letters, got \"UKR\"", "parameter": "action_country"})),
-        (status = 422, description = "The query would read more than query.max_scan_files files or ran longer than query.timeout_ms: narrow the dates or add filters", body = ErrorBody,
-         example = json!({"code": "query_too_large", "message": "the query would read 61234 Parquet files, more than query.max_scan_files (50000); narrow since/until"})),
-        (status = 503, description = "Every query connection stayed busy for query.queue_timeout_ms; see Retry-After", body = ErrorBody,
-         headers(("Retry-After" = u32, description = "Seconds to wait before retrying")),
-         example = json!({"code": "busy", "message": "every query connection is busy (query.max_concurrent = 4); retry shortly"})),
-        (status = 500, description = "Query failure", body = ErrorBody),
+        QueryRefusal,
     )
 )]
 #[get("/events")]
@@ -208,12 +203,7 @@ pub struct SearchQuery {
         (status = 200, description = "Matching events (an empty lake answers an empty list)", body = SearchResult),
         (status = 400, description = "A bad parameter", body = ErrorBody,
          example = json!({"code": "invalid_parameter", "message": "since must be a date as YYYY-MM-DD, got \"yesterday\"", "parameter": "since"})),
-        (status = 422, description = "The query would read more than query.max_scan_files files or ran longer than query.timeout_ms: narrow the dates or add filters", body = ErrorBody,
-         example = json!({"code": "query_too_large", "message": "the query would read 61234 Parquet files, more than query.max_scan_files (50000); narrow since/until"})),
-        (status = 503, description = "Every query connection stayed busy for query.queue_timeout_ms; see Retry-After", body = ErrorBody,
-         headers(("Retry-After" = u32, description = "Seconds to wait before retrying")),
-         example = json!({"code": "busy", "message": "every query connection is busy (query.max_concurrent = 4); retry shortly"})),
-        (status = 500, description = "Query failure", body = ErrorBody),
+        QueryRefusal,
     )
 )]
 #[get("/events/search")]

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::error::{ApiError, ErrorBody};
+use super::error::{ApiError, ErrorBody, QueryRefusal};
 use super::params::{bounded, checked_list, feeds, list, range};
 use super::AppState;
 use crate::query::tables::{GkgFilter, MentionFilter, TableFilter, TablePage};
@@ -65,12 +65,7 @@ pub struct MentionQuery {
         (status = 200, description = "A page of mentions (follow next_cursor for the next)", body = TablePage),
         (status = 400, description = "A bad parameter, or a cursor from other filters", body = ErrorBody,
          example = json!({"code": "invalid_parameter", "message": "event_id must be GlobalEventIDs (integers), got \"x\"", "parameter": "event_id"})),
-        (status = 422, description = "The query would read more than query.max_scan_files files or ran longer than query.timeout_ms: narrow the dates or add filters", body = ErrorBody,
-         example = json!({"code": "query_too_large", "message": "the query would read 61234 Parquet files, more than query.max_scan_files (50000); narrow since/until"})),
-        (status = 503, description = "Every query connection stayed busy for query.queue_timeout_ms; see Retry-After", body = ErrorBody,
-         headers(("Retry-After" = u32, description = "Seconds to wait before retrying")),
-         example = json!({"code": "busy", "message": "every query connection is busy (query.max_concurrent = 4); retry shortly"})),
-        (status = 500, description = "Query failure", body = ErrorBody),
+        QueryRefusal,
     )
 )]
 #[get("/mentions")]
@@ -140,12 +135,7 @@ pub struct GkgQuery {
         (status = 200, description = "A page of GKG records (follow next_cursor for the next); nested fields keep GDELT's delimiters", body = TablePage),
         (status = 400, description = "A bad parameter, or a cursor from other filters", body = ErrorBody,
          example = json!({"code": "invalid_parameter", "message": "limit must be an integer from 1 to 1000, got \"0\"", "parameter": "limit"})),
-        (status = 422, description = "The query would read more than query.max_scan_files files or ran longer than query.timeout_ms: narrow the dates or add filters", body = ErrorBody,
-         example = json!({"code": "query_too_large", "message": "the query would read 61234 Parquet files, more than query.max_scan_files (50000); narrow since/until"})),
-        (status = 503, description = "Every query connection stayed busy for query.queue_timeout_ms; see Retry-After", body = ErrorBody,
-         headers(("Retry-After" = u32, description = "Seconds to wait before retrying")),
-         example = json!({"code": "busy", "message": "every query connection is busy (query.max_concurrent = 4); retry shortly"})),
-        (status = 500, description = "Query failure", body = ErrorBody),
+        QueryRefusal,
     )
 )]
 #[get("/gkg")]
