@@ -131,6 +131,11 @@ ALTER TABLE files ADD COLUMN compacted_at TEXT;
 -- What a job that is not about files (lake maintenance) reports, as JSON.
 ALTER TABLE jobs ADD COLUMN result TEXT;
 ",
+    r"
+-- Every query asks for the newest stored batch of a table (its freshness): an index that
+-- answers MAX(batch_ts) without reading every stored file's row.
+CREATE INDEX files_kind_status_ts ON files (kind, status, batch_ts);
+",
 ];
 
 fn now() -> String {
@@ -692,10 +697,13 @@ impl Catalog {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(
             "SELECT parquet_path, MIN(batch_date) FROM files WHERE kind = ?1 AND status = 'ingested' \
-             AND (?2 IS NULL OR batch_date >= ?2) AND (?3 IS NULL OR batch_date <= ?3) \
+             AND batch_date >= ?2 AND batch_date <= ?3 \
              AND rows_stored > 0 AND expired_at IS NULL \
              GROUP BY parquet_path ORDER BY MIN(batch_ts), parquet_path",
         )?;
+        // Open ends as the widest dates, so the index on batch_date serves every range.
+        let since = since.unwrap_or("0000-00-00");
+        let until = until.unwrap_or("9999-99-99");
         let rows = stmt.query_map(params![kind, since, until], |r| {
             Ok(LakeFile {
                 parquet_path: r.get(0)?,
@@ -863,11 +871,11 @@ impl Catalog {
     /// # Errors
     /// Database errors.
     pub fn newest_batch(&self, kind: &str) -> Result<Option<chrono::NaiveDateTime>> {
-        let newest: Option<String> = self.conn().query_row(
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
             "SELECT MAX(batch_ts) FROM files WHERE kind = ?1 AND status = 'ingested'",
-            [kind],
-            |r| r.get(0),
         )?;
+        let newest: Option<String> = stmt.query_row([kind], |r| r.get(0))?;
         Ok(newest.and_then(|ts| chrono::NaiveDateTime::parse_from_str(&ts, "%Y%m%d%H%M%S").ok()))
     }
 
