@@ -914,14 +914,32 @@ impl Catalog {
         Ok(conn.last_insert_rowid())
     }
 
-    /// Marks a job running with the number of files it planned.
+    /// Marks a job running from now: it is reading listings, before it knows its files.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn begin_job(&self, id: i64) -> Result<()> {
+        self.conn().execute(
+            "UPDATE jobs SET state = 'running', started_at = ?2 WHERE id = ?1",
+            params![id, now()],
+        )?;
+        Ok(())
+    }
+
+    /// Records the files a running job planned, and what its listings warned of.
     ///
     /// # Errors
     /// Database errors.
     pub fn start_job(&self, id: i64, total: usize, warnings: &[String]) -> Result<()> {
         self.conn().execute(
-            "UPDATE jobs SET state = 'running', total = ?2, warnings = ?3, started_at = ?4 WHERE id = ?1",
-            params![id, total as i64, serde_json::to_string(warnings).unwrap_or_default(), now()],
+            "UPDATE jobs SET state = 'running', total = ?2, warnings = ?3, \
+             started_at = COALESCE(started_at, ?4) WHERE id = ?1",
+            params![
+                id,
+                total as i64,
+                serde_json::to_string(warnings).unwrap_or_default(),
+                now()
+            ],
         )?;
         Ok(())
     }

@@ -346,6 +346,11 @@ impl JobContext {
 
     /// Plans and runs the job; returns its counts, or the planning error.
     async fn execute(&self, id: i64, spec: &JobSpec) -> Result<JobCounts, String> {
+        let catalog = self.catalog.clone();
+        tokio::task::spawn_blocking(move || catalog.begin_job(id))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
         let planned = match spec {
             JobSpec::Latest { n_batches } => self.ingestor.plan_latest(*n_batches).await,
             JobSpec::Backfill {

@@ -221,6 +221,8 @@ async fn transient_server_errors_are_retried_and_permanent_ones_recorded() {
         )
     );
     assert_eq!(job["files"], serde_json::json!([]));
+    // It ran (reading the listing) before it failed.
+    assert!(job["started_at"].is_string(), "{job}");
     app.stop().await;
     server.stop().await;
 }
