@@ -79,6 +79,8 @@ pub enum CoverageError {
     TooLong { days: i64, max: i64 },
     #[error("since ({since}) is after until ({until})")]
     Reversed { since: NaiveDate, until: NaiveDate },
+    #[error("until ({until}) is after today ({today}, UTC): the feed has no slots there yet")]
+    Future { until: NaiveDate, today: NaiveDate },
     #[error("the {feed} feed has no {table} files (GDELT 1.0 has only events)")]
     NotInFeed {
         feed: &'static str,
@@ -102,6 +104,10 @@ pub fn report(
 ) -> Result<Vec<CoverageDay>, CoverageError> {
     if since > until {
         return Err(CoverageError::Reversed { since, until });
+    }
+    let today = chrono::Utc::now().date_naive();
+    if until > today {
+        return Err(CoverageError::Future { until, today });
     }
     if !feed.has(kind) {
         return Err(CoverageError::NotInFeed {

@@ -258,6 +258,7 @@ async fn coverage(
                 ApiError::invalid("since", e.to_string())
             }
             CoverageError::NotInFeed { .. } => ApiError::invalid("table", e.to_string()),
+            CoverageError::Future { .. } => ApiError::invalid("until", e.to_string()),
             CoverageError::Catalog(e) => ApiError::Catalog(e),
         })?;
     Ok(HttpResponse::Ok().json(CoverageResponse {

@@ -170,6 +170,17 @@ async fn backfill_fills_both_tables_and_coverage_shows_the_gaps() {
             json!({"code": "invalid_parameter", "message": "the v1 feed has no mentions files (GDELT 1.0 has only events)", "parameter": "table"})
         )
     );
+    let (status, body) = app
+        .get("/api/v1/ingest/coverage?since=2100-01-01&until=2100-01-02")
+        .await;
+    assert_eq!((status, body["parameter"].as_str()), (400, Some("until")));
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("until (2100-01-02) is after today ("),
+        "{body}"
+    );
 
     // Running it again stores nothing twice and retries only the failed file.
     let (_, body) = app
