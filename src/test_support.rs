@@ -6,7 +6,13 @@ use std::path::PathBuf;
 pub fn shared_dir() -> Option<PathBuf> {
     let dir = std::env::var_os("GDELT_SHARED_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/gdelt"));
+        .unwrap_or_else(|| {
+            // Cargo sets the variable when it runs tests: the checkout being tested, even when a
+            // shared target directory holds a binary built from another checkout.
+            let root = std::env::var_os("CARGO_MANIFEST_DIR")
+                .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+            root.join("../shared/gdelt")
+        });
     if dir.is_dir() {
         Some(dir)
     } else {
