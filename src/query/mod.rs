@@ -687,12 +687,7 @@ impl QueryEngine {
                         break;
                     }
                     out.push(json_row(row, &names)?);
-                    let n = names.len();
-                    last = Some(Position {
-                        key: row.get(n)?,
-                        feed: row.get(n + 1)?,
-                        id: row.get(n + 2)?,
-                    });
+                    last = Some(position_of(row, names.len())?);
                 }
                 let total = if request.total {
                     let sql = format!("SELECT count(*) FROM {source} WHERE {condition}");
@@ -1190,6 +1185,16 @@ fn raw_select_list(fields: &[&'static str]) -> String {
         .map(|name| format!("\"{name}\""))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// A page row's place in the walk: the sort key, feed and number a page query selects after
+/// the row's `columns` visible columns.
+fn position_of(row: &duckdb::Row<'_>, columns: usize) -> duckdb::Result<Position> {
+    Ok(Position {
+        key: row.get(columns)?,
+        feed: row.get(columns + 1)?,
+        id: row.get(columns + 2)?,
+    })
 }
 
 /// Every column a row can return: the events schema, then `feed`.

@@ -13,8 +13,7 @@ use duckdb::types::Value;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::cursor::Position;
-use super::{json_row, DateRange, Freshness, QueryEngine, QueryError};
+use super::{json_row, position_of, DateRange, Freshness, QueryEngine, QueryError};
 use crate::ingest::parse::{ColumnKind, TableLayout, FEED_COLUMN, GKG, MENTIONS};
 
 /// Filters on mentions (all must hold; empty lists and `None` mean "any").
@@ -304,12 +303,7 @@ impl QueryEngine {
                             return Ok((out, last));
                         }
                         out.push(json_row(row, &names)?);
-                        let n = names.len();
-                        last = Some(Position {
-                            key: row.get(n)?,
-                            feed: row.get(n + 1)?,
-                            id: row.get(n + 2)?,
-                        });
+                        last = Some(position_of(row, names.len())?);
                     }
                     Ok((out, None))
                 },
